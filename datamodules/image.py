@@ -1,0 +1,115 @@
+"""The shared machinery of the image datamodules: splits held as uint8 tensors, batches built on
+the training device by a TensorLoader, augmentation and normalisation done a batch at a time.
+
+A subclass says where its images come from (`load_splits`) and gives its normalisation constants
+and class names as class attributes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import lightning as L
+import torch
+
+from datamodules.augment import normalize, random_crop, random_flip
+from datamodules.tensor_loader import Batch, TensorLoader
+
+# split name -> (images uint8 (N, C, H, W), labels int64 (N,))
+Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+def check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_fraction(name: str, value: object, *, allow_zero: bool = True) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not (0 <= value < 1) or (value == 0 and not allow_zero):
+        allowed = "[0, 1)" if allow_zero else "(0, 1)"
+        raise ValueError(f"{name} must be a number in {allowed}, got {value!r}")
+
+
+def split_off(
+    images: torch.Tensor, labels: torch.Tensor, count: int, seed: int
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """A seeded random split: (the rest, `count` held-out samples)."""
+    if not 0 < count < len(labels):
+        raise ValueError(f"cannot hold out {count} of {len(labels)} samples")
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    rest, held = order[:-count].sort().values, order[-count:].sort().values
+    return (images[rest], labels[rest]), (images[held], labels[held])
+
+
+class ImageDataModule(L.LightningDataModule):
+    input_kind: ClassVar[str] = "image"
+    mean: ClassVar[tuple[float, ...]]
+    std: ClassVar[tuple[float, ...]]
+    class_names: ClassVar[tuple[str, ...]]
+    crop_padding: ClassVar[int] = 4  # pixels of zero padding for the random-crop augmentation
+
+    def __init__(self, batch_size: int, *, augment: bool = False, seed: int = 0) -> None:
+        super().__init__()
+        check_positive_int("data.batch_size", batch_size)
+        self.batch_size = batch_size
+        self.augment = augment
+        self.seed = seed
+        self.splits: Splits | None = None
+
+    def load_splits(self) -> Splits:
+        """Return the "train", "val" and "test" splits; called once, by setup()."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is None:
+            self.splits = self.load_splits()
+
+    @property
+    def dims(self) -> dict[str, object]:
+        """What a model and a LightningModule need to know about this data."""
+        images = self._split("train")[0]
+        return {
+            "in_channels": images.shape[1],
+            "image_size": images.shape[2],
+            "num_classes": len(self.class_names),
+            "class_names": list(self.class_names),
+        }
+
+    def _split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.splits is None:
+            raise RuntimeError("call setup() before asking for data")
+        return self.splits[name]
+
+    def _loader(self, split: str, train: bool) -> TensorLoader:
+        trainer = self.trainer
+        return TensorLoader(
+            self._split(split),
+            self.batch_size,
+            shuffle=train,
+            drop_last=train,  # a last batch of 1 image would break BatchNorm
+            seed=self.seed,
+            transform=self.train_transform if train else self.eval_transform,
+            device=trainer.strategy.root_device if trainer else "cpu",
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+        )
+
+    def train_transform(self, batch: Batch, g: torch.Generator) -> Batch:
+        x, y = batch
+        if self.augment:
+            x = random_flip(random_crop(x, self.crop_padding, g), g)
+        return normalize(x, self.mean, self.std), y
+
+    def eval_transform(self, batch: Batch, g: torch.Generator) -> Batch:
+        x, y = batch
+        return normalize(x, self.mean, self.std), y
+
+    def train_dataloader(self) -> TensorLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> TensorLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> TensorLoader:
+        return self._loader("test", train=False)

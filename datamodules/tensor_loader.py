@@ -1,0 +1,114 @@
+"""Batches from a dataset held in memory as tensors, on the training device.
+
+The whole split lives in a few tensors (uint8 images, int64 labels...). A batch is one
+index_select per tensor plus a batch-wide transform (augmentation, normalisation), so there is no
+per-sample Python and no worker process: the approach of the fastest CIFAR-10 trainers (airbench).
+
+Randomness is a pure function of (seed, epoch, batch index): the epoch's order comes from
+(seed, epoch) and each batch's augmentation from (seed, epoch, batch). A run resumed mid-epoch
+therefore sees exactly the batches it would have seen, and every rank of a distributed run shares
+one permutation and takes its own slice of it (as torch's DistributedSampler does).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+Batch = tuple[torch.Tensor, ...]
+Transform = Callable[[Batch, torch.Generator], Batch]
+
+
+def derive_seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from several integers (numpy's SeedSequence hashing)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0]) >> 1
+
+
+class EpochSampler:
+    """This rank's sample indices for one epoch. Named and shaped like a sampler so that
+    Lightning's fit loop calls `set_epoch` on it at the start of every epoch."""
+
+    def __init__(self, size: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1):
+        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        # Every rank gets the same count (the tail that does not divide evenly is left out of
+        # training; evaluation shards keep every sample, so their counts may differ by one).
+        if self.shuffle:
+            return self.size // self.world_size
+        return len(range(self.rank, self.size, self.world_size))
+
+    def indices(self) -> torch.Tensor:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
+            order = torch.randperm(self.size, generator=g)
+            return order[self.rank :: self.world_size][: len(self)]
+        return torch.arange(self.rank, self.size, self.world_size)
+
+
+class TensorLoader:
+    """An iterable of batches over `tensors` (all of the same length N, first dimension)."""
+
+    def __init__(
+        self,
+        tensors: Sequence[torch.Tensor],
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        transform: Transform | None = None,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if len({len(t) for t in tensors}) != 1:
+            raise ValueError("all tensors of a TensorLoader need the same length")
+        self.tensors = tuple(tensors)
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.transform = transform
+        self.device = torch.device(device)
+        self.seed = seed
+        self.sampler = EpochSampler(
+            len(self.tensors[0]), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size
+        )
+        self.batch_sampler = None  # as torch's DataLoader has, for Lightning's introspection
+        self._next_batch = 0  # batches of the current epoch already handed out
+        self._resume_at = 0  # set by load_state_dict: skip this many batches once
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        # A generator: nothing runs until the first batch is asked for, after set_epoch.
+        if self.tensors[0].device != self.device:
+            self.tensors = tuple(t.to(self.device) for t in self.tensors)
+        indices = self.sampler.indices().to(self.device)
+        start, self._resume_at = self._resume_at, 0
+        for b in range(start, len(self)):
+            idx = indices[b * self.batch_size : (b + 1) * self.batch_size]
+            batch = tuple(t.index_select(0, idx) for t in self.tensors)
+            if self.transform is not None:
+                g = torch.Generator(device=self.device)
+                g.manual_seed(derive_seed(self.seed, self.sampler.epoch, b))
+                batch = self.transform(batch, g)
+            self._next_batch = b + 1
+            yield batch
+
+    # Lightning saves and restores these with the checkpoint (mid-epoch resume).
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "next_batch": self._next_batch}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.set_epoch(state["epoch"])
+        self._resume_at = state["next_batch"]

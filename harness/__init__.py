@@ -1,0 +1,1 @@
+"""The glue that turns a composed config into a run: checks, building, logging, results."""

@@ -1,0 +1,120 @@
+"""What train.py does before Hydra takes over: compose the config from the command line and check
+it, so that a typo or a bad value is one clear line (exit status 2) and no run directory is made.
+
+Imports nothing heavy at module level: `python train.py --help` must stay fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# Hydra flags that do their own thing (help, printing the config, multirun...): no pre-check.
+HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-m", "--multirun",
+               "-p", "--package", "--shell-completion", "-sc", "--resolve", "--version", "--config-path",
+               "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun")  # fmt: skip
+
+
+def fail(message: str, status: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def _compose(overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="train"):
+        return compose("config", overrides=overrides, return_hydra_config=True)
+
+
+def _split(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """(group choices and hydra settings, value overrides) from key=value strings."""
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+    choices, values = [], []
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        head = key.split("/", 1)[0].split(".", 1)[0]
+        is_group = ("." not in key and key in groups) or "/" in key or head == "hydra"
+        (choices if is_group else values).append(o)
+    return choices, values
+
+
+def explain_composition_error(error: Exception, overrides: list[str]) -> str:
+    from hydra.errors import MissingConfigException
+    from omegaconf import DictConfig
+
+    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        return f"unknown option {group}={option}; {group} can be: {', '.join(error.options)}"
+    cause = error.__cause__
+    key = getattr(cause, "full_key", None)
+    if key and "not in struct" in str(cause):
+        parent, _, leaf = key.rpartition(".")
+        choices, _ = _split(overrides)
+        try:
+            base = _compose(choices)
+            node = base.select(parent) if parent else base
+        except Exception:
+            node = None
+        if isinstance(node, DictConfig):
+            keys = [str(k) for k in node.keys() if k != "hydra"]
+            close = difflib.get_close_matches(leaf, keys, n=1)
+            hint = f" Did you mean {parent + '.' if parent else ''}{close[0]}?" if close else ""
+            return f"unknown key {key}.{hint} Keys under {parent or 'the top level'}: {', '.join(keys)}"
+        return f"unknown key {key}"
+    return str(error).replace("\n", " ").strip()
+
+
+def check_types(cfg, base, value_overrides: list[str]) -> None:
+    """An override keeps the type of the value it replaces (a number stays a number)."""
+    from omegaconf import OmegaConf
+
+    from harness.errors import ConfigError
+
+    missing = object()
+    for o in value_overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        old = OmegaConf.select(base, key, default=missing)
+        new = OmegaConf.select(cfg, key, default=missing)
+        if old is missing or new is missing or old is None or new is None:
+            continue
+        number = (int, float)
+        if isinstance(old, bool) and not isinstance(new, bool):
+            raise ConfigError(f"{key} must be true or false, got {new!r}")
+        if isinstance(old, number) and not isinstance(old, bool) and (isinstance(new, bool) or not isinstance(new, number)):
+            raise ConfigError(f"{key} must be a number (default {old!r}), got {new!r}")
+        if isinstance(old, str) and not isinstance(new, str):
+            raise ConfigError(f"{key} must be a string (default {old!r}), got {new!r}")
+
+
+def precheck(argv: list[str]) -> None:
+    """Exit with status 2 and one line on stderr if the command line cannot make a run."""
+    if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in argv):
+        return
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf, open_dict
+
+    from harness.errors import ConfigError
+
+    try:
+        cfg = _compose(argv)
+    except HydraException as e:
+        fail(explain_composition_error(e, argv))
+    except Exception as e:  # e.g. a malformed override string
+        fail(str(e).replace("\n", " ").strip())
+    HydraConfig.instance().set_config(cfg)
+    choices, values = _split(argv)
+    try:
+        if values:
+            check_types(cfg, _compose(choices), values)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        OmegaConf.resolve(cfg)
+        from harness.checks import check_config
+
+        check_config(cfg)
+    except ConfigError as e:
+        fail(str(e))

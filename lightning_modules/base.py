@@ -1,0 +1,75 @@
+"""What every task's LightningModule shares: the optimizer and schedule built from factories, the
+weight-decay parameter groups, and the learning rate and gradient norm in the logs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+OptimizerFactory = Callable[[Iterable[Any]], Optimizer]  # e.g. functools.partial(torch.optim.AdamW, lr=1e-3)
+SchedulerFactory = Callable[..., Any]  # (optimizer, total_steps=N) -> torch scheduler
+
+
+def param_groups(module: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
+    """Trainable parameters in groups. Unless decay_norm_and_bias, tensors with fewer than two
+    dimensions (biases, norm scales and shifts) get weight_decay=0: decaying them towards zero
+    only hurts (the usual practice since Goyal et al., 2017; nanoGPT does the same)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    if decay_norm_and_bias:
+        return [{"params": params}]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+class TrainingModule(L.LightningModule):
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        *,
+        monitor: str,
+        decay_norm_and_bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.monitor = monitor
+        self.decay_norm_and_bias = decay_norm_and_bias
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(param_groups(self, self.decay_norm_and_bias))
+        if self.scheduler_factory is None:
+            return optimizer
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ValueError("a learning-rate schedule needs a finite run: set trainer.max_epochs or trainer.max_steps")
+        scheduler = self.scheduler_factory(optimizer, total_steps=int(total))
+        per_epoch = isinstance(scheduler, ReduceLROnPlateau)  # it needs a validation metric
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "interval": "epoch" if per_epoch else "step",
+                "monitor": self.monitor,
+            },
+        }
+
+    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
+        # The lr this step uses, and the global gradient norm before any clipping (AMP-unscaled).
+        # Tensors stay on the device; Lightning reads them only every log_every_n_steps.
+        self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False)
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            norm = torch.nn.utils.get_total_norm(grads)
+            self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
