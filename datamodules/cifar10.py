@@ -36,7 +36,9 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
     except Exception as e:  # a truncated or foreign file fails in many ways
-        raise DatasetError(f"{path} is not a readable CIFAR-10 batch ({type(e).__name__}: {e})") from e
+        raise DatasetError(
+            f"{path} is not a readable CIFAR-10 batch ({type(e).__name__}: {e})"
+        ) from e
     if len(images) != len(labels):
         raise DatasetError(f"{path} holds {len(images)} images but {len(labels)} labels")
     return images, labels

@@ -26,7 +26,11 @@ class DigitsDataModule(ImageDataModule):
         super().__init__(batch_size, augment=augment, seed=seed)
         check_fraction("data.test_fraction", test_fraction, allow_zero=False)
         check_fraction("data.val_fraction", val_fraction, allow_zero=False)
-        self.test_fraction, self.val_fraction, self.split_seed = test_fraction, val_fraction, split_seed
+        self.test_fraction, self.val_fraction, self.split_seed = (
+            test_fraction,
+            val_fraction,
+            split_seed,
+        )
 
     def load_splits(self) -> Splits:
         from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
@@ -34,6 +38,8 @@ class DigitsDataModule(ImageDataModule):
         digits = load_digits()
         images = torch.from_numpy(digits.images * (255 / 16)).round().to(torch.uint8).unsqueeze(1)
         labels = torch.from_numpy(digits.target).long()
-        rest, test = split_off(images, labels, round(self.test_fraction * len(labels)), self.split_seed)
+        rest, test = split_off(
+            images, labels, round(self.test_fraction * len(labels)), self.split_seed
+        )
         train, val = split_off(*rest, round(self.val_fraction * len(rest[1])), self.split_seed + 1)
         return {"train": train, "val": val, "test": test}

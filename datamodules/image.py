@@ -83,10 +83,12 @@ class ImageDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> TensorLoader:
         trainer = self.trainer
+        # Lightning's overfit_batches means "the same few batches every epoch": no shuffling.
+        overfit = bool(trainer and trainer.overfit_batches)
         return TensorLoader(
             self._split(split),
             self.batch_size,
-            shuffle=train,
+            shuffle=train and not overfit,
             drop_last=train,  # a last batch of 1 image would break BatchNorm
             seed=self.seed,
             transform=self.train_transform if train else self.eval_transform,

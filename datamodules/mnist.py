@@ -46,7 +46,9 @@ class MNISTDataModule(ImageDataModule):
                 for train in (True, False):
                     self.dataset_class(str(self.root), train=train, download=True)
             except Exception as e:
-                raise DatasetError(f"could not download {self.dataset_class.__name__} into {self.root}: {e}") from e
+                raise DatasetError(
+                    f"could not download {self.dataset_class.__name__} into {self.root}: {e}"
+                ) from e
 
     def load_splits(self) -> Splits:
         name = self.dataset_class.__name__
@@ -60,9 +62,13 @@ class MNISTDataModule(ImageDataModule):
                 f"data.root (or DATA_DIR) to the folder holding {name}/raw, or allow data.download=true."
             ) from e
         except Exception as e:  # truncated or foreign idx files fail inside torchvision's reader
-            raise DatasetError(f"{name} files in {self.raw_folder} are unreadable ({type(e).__name__}: {e})") from e
+            raise DatasetError(
+                f"{name} files in {self.raw_folder} are unreadable ({type(e).__name__}: {e})"
+            ) from e
         # uint8 (N, 28, 28) -> (N, 1, 28, 28)
-        train_part, val = split_off(train.data.unsqueeze(1), train.targets, self.val_size, self.split_seed)
+        train_part, val = split_off(
+            train.data.unsqueeze(1), train.targets, self.val_size, self.split_seed
+        )
         return {"train": train_part, "val": val, "test": (test.data.unsqueeze(1), test.targets)}
 
 

@@ -13,7 +13,12 @@ from typing import Any
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from harness.build import build_datamodule, build_optimizer_factory, build_scheduler_factory, target_class
+from harness.build import (
+    build_datamodule,
+    build_optimizer_factory,
+    build_scheduler_factory,
+    target_class,
+)
 from harness.errors import ConfigError
 
 
@@ -31,10 +36,16 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "optim.lr": (lambda v: _is_number(v) and v > 0, "a positive number"),
     "optim.weight_decay": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     "optim.momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "trainer.max_epochs": (lambda v: v is None or (_is_int(v) and v >= -1), "an integer >= 1 (or -1: no limit)"),
+    "trainer.max_epochs": (
+        lambda v: v is None or (_is_int(v) and v >= -1),
+        "an integer >= 1 (or -1: no limit)",
+    ),
     "trainer.max_steps": (lambda v: _is_int(v) and v >= -1, "an integer >= 1 (or -1: no limit)"),
     "trainer.accumulate_grad_batches": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "trainer.gradient_clip_val": (lambda v: v is None or (_is_number(v) and v > 0), "a positive number or null"),
+    "trainer.gradient_clip_val": (
+        lambda v: v is None or (_is_number(v) and v > 0),
+        "a positive number or null",
+    ),
     "trainer.log_every_n_steps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
 }
 

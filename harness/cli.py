@@ -43,7 +43,7 @@ def _split(overrides: list[str]) -> tuple[list[str], list[str]]:
 
 def explain_composition_error(error: Exception, overrides: list[str]) -> str:
     from hydra.errors import MissingConfigException
-    from omegaconf import DictConfig
+    from omegaconf import DictConfig, OmegaConf
 
     if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
         group, _, option = error.missing_cfg_file.rpartition("/")
@@ -55,11 +55,11 @@ def explain_composition_error(error: Exception, overrides: list[str]) -> str:
         choices, _ = _split(overrides)
         try:
             base = _compose(choices)
-            node = base.select(parent) if parent else base
+            node = OmegaConf.select(base, parent) if parent else base
         except Exception:
             node = None
         if isinstance(node, DictConfig):
-            keys = [str(k) for k in node.keys() if k != "hydra"]
+            keys = [str(k) for k in node if k != "hydra"]
             close = difflib.get_close_matches(leaf, keys, n=1)
             hint = f" Did you mean {parent + '.' if parent else ''}{close[0]}?" if close else ""
             return f"unknown key {key}.{hint} Keys under {parent or 'the top level'}: {', '.join(keys)}"
@@ -68,7 +68,8 @@ def explain_composition_error(error: Exception, overrides: list[str]) -> str:
 
 
 def check_types(cfg, base, value_overrides: list[str]) -> None:
-    """An override keeps the type of the value it replaces (a number stays a number)."""
+    """An override keeps the type of the value it replaces: a number stays a number, a flag a flag.
+    (Strings are not checked: some keys take a string or a number, as trainer.precision does.)"""
     from omegaconf import OmegaConf
 
     from harness.errors import ConfigError
@@ -83,10 +84,12 @@ def check_types(cfg, base, value_overrides: list[str]) -> None:
         number = (int, float)
         if isinstance(old, bool) and not isinstance(new, bool):
             raise ConfigError(f"{key} must be true or false, got {new!r}")
-        if isinstance(old, number) and not isinstance(old, bool) and (isinstance(new, bool) or not isinstance(new, number)):
+        if (
+            isinstance(old, number)
+            and not isinstance(old, bool)
+            and (isinstance(new, bool) or not isinstance(new, number))
+        ):
             raise ConfigError(f"{key} must be a number (default {old!r}), got {new!r}")
-        if isinstance(old, str) and not isinstance(new, str):
-            raise ConfigError(f"{key} must be a string (default {old!r}), got {new!r}")
 
 
 def precheck(argv: list[str]) -> None:

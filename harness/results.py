@@ -28,7 +28,11 @@ def as_number(value: Any) -> float | int | None:
 
 
 def metrics_of(trainer: L.Trainer) -> dict[str, float]:
-    return {k: v for k, v in ((k, as_number(v)) for k, v in trainer.callback_metrics.items()) if v is not None}
+    return {
+        k: v
+        for k, v in ((k, as_number(v)) for k, v in trainer.callback_metrics.items())
+        if v is not None
+    }
 
 
 class BestMetrics(L.Callback):

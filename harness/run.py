@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from datamodules.errors import DatasetError
 from harness import wandb_logger
 from harness.build import build_callbacks, build_datamodule, build_module, build_net
+from harness.callbacks import ConfigInCheckpoint, ValidateAtLastStep
 from harness.checks import check_config, explained
 from harness.errors import ConfigError, DataUnavailableError
 from harness.results import BestMetrics, metrics_of, write_results
@@ -34,7 +35,9 @@ def git_state() -> dict[str, Any]:
 
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", "-C", str(PROJECT_DIR), *args], capture_output=True, text=True, timeout=10)
+            out = subprocess.run(
+                ["git", "-C", str(PROJECT_DIR), *args], capture_output=True, text=True, timeout=10
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
@@ -51,17 +54,6 @@ def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint file at {path}")
     return path
-
-
-class ConfigInCheckpoint(L.Callback):
-    """Stores the run's resolved config (plain values) in every checkpoint, so a checkpoint alone
-    is enough to rebuild the model it holds."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        checkpoint["config"] = self.config
 
 
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
@@ -86,7 +78,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         module = build_module(cfg, net, dims)
     n_params = sum(p.numel() for p in net.parameters())
 
-    meta = {"params": n_params, "git": git_state(), "overrides": _overrides(), "run_dir": str(run_dir)}
+    meta = {
+        "params": n_params,
+        "git": git_state(),
+        "overrides": _overrides(),
+        "run_dir": str(run_dir),
+    }
     ckpt_dir = run_dir / "checkpoints"
     loggers: list[Any] = []
     wandb_settings = cfg.logger.get("wandb")
@@ -117,16 +114,29 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     trainer = L.Trainer(
         **cfg.trainer,
         logger=loggers or False,
-        callbacks=[checkpoint, best, ConfigInCheckpoint(config), *extra_callbacks],
+        callbacks=[
+            checkpoint,
+            best,
+            ConfigInCheckpoint(config),
+            ValidateAtLastStep(),
+            *extra_callbacks,
+        ],
         default_root_dir=str(run_dir),
     )
-    results: dict[str, Any] = {"status": "failed", "monitor": cfg.task.monitor, "mode": cfg.task.mode, **meta}
+    results: dict[str, Any] = {
+        "status": "failed",
+        "monitor": cfg.task.monitor,
+        "mode": cfg.task.mode,
+        **meta,
+    }
     exit_code = 1
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         results.update(metrics_of(trainer))
         if cfg.test and checkpoint.best_model_path:
-            trainer.test(module, datamodule=datamodule, ckpt_path="best", weights_only=True, verbose=False)
+            trainer.test(
+                module, datamodule=datamodule, ckpt_path="best", weights_only=True, verbose=False
+            )
             results.update({k: v for k, v in metrics_of(trainer).items() if k.startswith("test/")})
         results["status"] = "finished"
         exit_code = 0
@@ -145,7 +155,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         write_results(run_dir, results)
         for lg in loggers:
             if isinstance(lg, WandbLogger):
-                lg.experiment.summary.update({k: v for k, v in results.items() if isinstance(v, (int, float, str))})
+                lg.experiment.summary.update(
+                    {k: v for k, v in results.items() if isinstance(v, (int, float, str))}
+                )
         wandb_logger.finish(exit_code)
     return results
 

@@ -35,17 +35,23 @@ def has_api_key() -> bool:
 
 def resolve_mode(configured: str | None) -> str:
     if configured is not None and configured not in MODES:
-        raise ConfigError(f"logger.wandb.mode must be one of {', '.join(MODES)} or null, got {configured!r}")
+        raise ConfigError(
+            f"logger.wandb.mode must be one of {', '.join(MODES)} or null, got {configured!r}"
+        )
     mode = configured
     if mode is None and "WANDB_MODE" in os.environ:
         mode = os.environ["WANDB_MODE"]
         mode = {"dryrun": "offline", "run": "online"}.get(mode, mode)
         if mode not in MODES:
-            raise ConfigError(f"WANDB_MODE must be one of {', '.join(MODES)}, got {os.environ['WANDB_MODE']!r}")
+            raise ConfigError(
+                f"WANDB_MODE must be one of {', '.join(MODES)}, got {os.environ['WANDB_MODE']!r}"
+            )
     if mode is None:
         mode = "online" if has_api_key() else "offline"
     if mode == "online" and not has_api_key():
-        log.warning("W&B: no API key configured, logging offline instead (wandb login, then wandb sync)")
+        log.warning(
+            "W&B: no API key configured, logging offline instead (wandb login, then wandb sync)"
+        )
         mode = "offline"
     return mode
 

@@ -13,7 +13,9 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-OptimizerFactory = Callable[[Iterable[Any]], Optimizer]  # e.g. functools.partial(torch.optim.AdamW, lr=1e-3)
+OptimizerFactory = Callable[
+    [Iterable[Any]], Optimizer
+]  # e.g. functools.partial(torch.optim.AdamW, lr=1e-3)
 SchedulerFactory = Callable[..., Any]  # (optimizer, total_steps=N) -> torch scheduler
 
 
@@ -53,7 +55,9 @@ class TrainingModule(L.LightningModule):
             return optimizer
         total = self.trainer.estimated_stepping_batches
         if not math.isfinite(total):
-            raise ValueError("a learning-rate schedule needs a finite run: set trainer.max_epochs or trainer.max_steps")
+            raise ValueError(
+                "a learning-rate schedule needs a finite run: set trainer.max_epochs or trainer.max_steps"
+            )
         scheduler = self.scheduler_factory(optimizer, total_steps=int(total))
         per_epoch = isinstance(scheduler, ReduceLROnPlateau)  # it needs a validation metric
         return {

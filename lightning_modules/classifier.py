@@ -31,9 +31,13 @@ class Classifier(TrainingModule):
         decay_norm_and_bias: bool = False,
         class_names: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, monitor=monitor, decay_norm_and_bias=decay_norm_and_bias)
+        super().__init__(
+            net, optimizer, scheduler, monitor=monitor, decay_norm_and_bias=decay_norm_and_bias
+        )
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"task.module.label_smoothing must be in [0, 1), got {label_smoothing!r}")
+            raise ValueError(
+                f"task.module.label_smoothing must be in [0, 1), got {label_smoothing!r}"
+            )
         # Plain values only: the checkpoint must load with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.label_smoothing = label_smoothing

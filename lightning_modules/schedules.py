@@ -46,7 +46,10 @@ def cosine(
 
 
 def step(
-    optimizer: Optimizer, total_steps: int, milestones: Sequence[float] = (0.5, 0.75), gamma: float = 0.1
+    optimizer: Optimizer,
+    total_steps: int,
+    milestones: Sequence[float] = (0.5, 0.75),
+    gamma: float = 0.1,
 ) -> MultiStepLR:
     for m in milestones:
         _check_fraction("milestones", m)
@@ -76,7 +79,11 @@ def onecycle(
 
 
 def plateau(
-    optimizer: Optimizer, total_steps: int, mode: str = "min", factor: float = 0.1, patience: int = 5
+    optimizer: Optimizer,
+    total_steps: int,
+    mode: str = "min",
+    factor: float = 0.1,
+    patience: int = 5,
 ) -> ReduceLROnPlateau:
     if mode not in ("min", "max"):
         raise ValueError(f"scheduler.mode must be min or max, got {mode!r}")

@@ -26,7 +26,9 @@ class SmallCNN(nn.Module):
         c1, c2 = channels
         side = (image_size - 4) // 2  # two unpadded 3x3 convolutions, then a 2x2 max-pool
         if side < 1:
-            raise ValueError(f"SmallCNN needs images of at least 6x6 pixels, got {image_size}x{image_size}")
+            raise ValueError(
+                f"SmallCNN needs images of at least 6x6 pixels, got {image_size}x{image_size}"
+            )
         self.encoder = nn.Sequential(
             nn.Conv2d(in_channels, c1, 3),
             nn.ReLU(),

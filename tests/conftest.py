@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import write_cifar10, write_mnist
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("WANDB_MODE", "disabled")  # tests never talk to W&B unless they ask
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder holding fixture CIFAR-10, MNIST and Fashion-MNIST in torchvision's layouts."""
+    root = tmp_path_factory.mktemp("data")
+    write_cifar10(root)
+    write_mnist(root, "MNIST")
+    write_mnist(root, "FashionMNIST", seed=1)
+    return root
+
+
+def compose(overrides: list[str]):
+    """The config train.py would run with these overrides (without the hydra node)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # so ${hydra:...} and choices resolve as in a real run
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+# Fast settings for runs on fixture data: a few steps, no W&B, no progress bars.
+FAST = [
+    "logger.wandb=null",
+    "trainer.max_epochs=-1",  # max_steps bounds every test run
+    "trainer.max_steps=4",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+def fixture_overrides(data: str, data_root: Path) -> list[str]:
+    """Point a data option at the fixture files (tiny splits, downloads and checksums off)."""
+    if data == "digits":
+        return ["data=digits"]
+    extra = ["data.verify=false"] if data == "cifar10" else []
+    return [
+        f"data={data}",
+        f"data.root={data_root}",
+        "data.download=false",
+        "data.val_size=20",
+        "data.batch_size=8",
+        *extra,
+    ]
