@@ -18,20 +18,46 @@ def test_train_py_writes_a_complete_run_directory(data_root: Path, tmp_path: Pat
     env.pop("WANDB_API_KEY", None)
     args = [*fixture_overrides("cifar10", data_root), "model=resnet", "model.width=8", "model.blocks=[1,1]",
             "optim=adamw", "trainer.max_epochs=2", "trainer.log_every_n_steps=5", "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}"]  # fmt: skip
-    out = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
 
     results = json.loads((run_dir / "results.json").read_text())
     assert results["status"] == "finished" and results["epochs"] == 2
-    for key in ("test/acc", "test/f1", "test/auroc", "val/acc", "train/loss", "best", "params", "git"):
+    for key in (
+        "test/acc",
+        "test/f1",
+        "test/auroc",
+        "val/acc",
+        "train/loss",
+        "best",
+        "params",
+        "git",
+    ):
         assert key in results, key
     assert results["best"]["epoch"] in (0, 1) and "val/acc" in results["best"]
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert "optim=adamw" in (run_dir / ".hydra" / "overrides.yaml").read_text()
-    assert {"best.ckpt", "last.ckpt", "wandb_id.txt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
+    assert {"best.ckpt", "last.ckpt", "wandb_id.txt"} <= {
+        p.name for p in (run_dir / "checkpoints").iterdir()
+    }
     with open(run_dir / "metrics.csv") as f:
         columns = set(next(csv.reader(f)))
-    assert {"train/loss", "val/acc", "val/f1", "val/auroc", "test/acc", "train/lr", "train/grad_norm"} <= columns
+    assert {
+        "train/loss",
+        "val/acc",
+        "val/f1",
+        "val/auroc",
+        "test/acc",
+        "train/lr",
+        "train/grad_norm",
+    } <= columns
 
     # W&B logged offline into the run directory, under the id saved beside the checkpoints,
     # with the resolved config and the overrides.

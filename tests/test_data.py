@@ -31,7 +31,12 @@ def test_cifar10_reads_the_pickle_batches_in_order(data_root: Path) -> None:
     assert torch.equal(test_x[3, 1].flatten(), torch.from_numpy(raw["data"][3, 1024:2048]))
     assert test_y.tolist() == raw["labels"]
     assert len(dm.splits["train"][1]) == 80 and len(dm.splits["val"][1]) == 20
-    assert dm.dims == {"in_channels": 3, "image_size": 32, "num_classes": 10, "class_names": list(dm.class_names)}
+    assert dm.dims == {
+        "in_channels": 3,
+        "image_size": 32,
+        "num_classes": 10,
+        "class_names": list(dm.class_names),
+    }
 
 
 def test_cifar10_checksums_catch_a_corrupt_file(data_root: Path, tmp_path: Path) -> None:
@@ -40,7 +45,9 @@ def test_cifar10_checksums_catch_a_corrupt_file(data_root: Path, tmp_path: Path)
     root = tmp_path / "copy"
     shutil.copytree(data_root / "cifar-10-batches-py", root / "cifar-10-batches-py")
     with pytest.raises(DatasetError, match="corrupt"):
-        CIFAR10DataModule(str(root), download=False, verify=True).setup()  # fixtures differ from the md5s
+        CIFAR10DataModule(
+            str(root), download=False, verify=True
+        ).setup()  # fixtures differ from the md5s
 
 
 def test_missing_data_with_downloads_off_says_where_and_what_to_do(tmp_path: Path) -> None:
