@@ -16,7 +16,7 @@ from tests.conftest import FAST, compose, fixture_overrides
 
 DATA = ["cifar10", "mnist", "fashion_mnist", "digits"]
 MODELS = ["resnet", "cnn", "mlp"]
-OPTIMS = ["sgd", "momentum", "nesterov", "adam", "adamw", "adagrad", "adadelta", "rmsprop"]
+OPTIMS = ["sgd", "momentum", "nesterov", "adam", "adamw", "adagrad", "adadelta", "rmsprop", "muon"]
 SCHEDULERS = ["constant", "cosine", "warmup_cosine", "step", "onecycle", "plateau"]
 SMALL_RESNET = ["model.width=8", "model.blocks=[1,1]"]  # same code, a fraction of the compute
 
@@ -117,14 +117,3 @@ def test_resume_from_checkpoint_continues_the_step_count(tmp_path: Path) -> None
     with open(tmp_path / "metrics.csv") as f:
         steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss")]
     assert steps == sorted(set(steps)) and steps[-1] == 7  # appended, not restarted
-
-
-def test_weight_decay_skips_biases_and_norms_unless_asked() -> None:
-    from lightning_modules.base import param_groups
-    from models.resnet import ResNet
-
-    net = ResNet(3, 10, blocks=[1], width=4)
-    groups = param_groups(net, decay_norm_and_bias=False)
-    assert all(p.ndim >= 2 for p in groups[0]["params"])
-    assert groups[1]["weight_decay"] == 0.0 and all(p.ndim < 2 for p in groups[1]["params"])
-    assert len(param_groups(net, decay_norm_and_bias=True)) == 1
