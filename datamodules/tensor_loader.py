@@ -83,7 +83,7 @@ class TensorLoader:
         )
         self.batch_sampler = None  # as torch's DataLoader has, for Lightning's introspection
         self._next_batch = 0  # batches of the current epoch already handed out
-        self._resume_at = 0  # set by load_state_dict: skip this many batches once
+        self._resume_at = (0, 0)  # (epoch, batch) set by load_state_dict: where to start once
 
     def __len__(self) -> int:
         n = len(self.sampler)
@@ -94,7 +94,12 @@ class TensorLoader:
         if self.tensors[0].device != self.device:
             self.tensors = tuple(t.to(self.device) for t in self.tensors)
         indices = self.sampler.indices().to(self.device)
-        start, self._resume_at = self._resume_at, 0
+        # A checkpoint saved at the end of an epoch says (epoch e, all batches done); Lightning
+        # then moves on to epoch e + 1 before iterating, which must start at its first batch.
+        resume_epoch, resume_batch = self._resume_at
+        start = resume_batch if resume_epoch == self.sampler.epoch else 0
+        self._resume_at = (0, 0)
+        self._next_batch = start
         for b in range(start, len(self)):
             idx = indices[b * self.batch_size : (b + 1) * self.batch_size]
             batch = tuple(t.index_select(0, idx) for t in self.tensors)
@@ -105,10 +110,12 @@ class TensorLoader:
             self._next_batch = b + 1
             yield batch
 
-    # Lightning saves and restores these with the checkpoint (mid-epoch resume).
+    # Lightning saves these with each checkpoint and restores them on resume. It asks for the
+    # state at a batch end, after that batch was handed out and before the next one is made: the
+    # loader has a length, so Lightning's fetcher does not prefetch (tested).
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.sampler.epoch, "next_batch": self._next_batch}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.sampler.set_epoch(state["epoch"])
-        self._resume_at = state["next_batch"]
+        self._resume_at = (state["epoch"], state["next_batch"])

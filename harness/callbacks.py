@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from harness.errors import Diverged
 
 
 class ConfigInCheckpoint(L.Callback):
@@ -28,3 +36,96 @@ class ValidateAtLastStep(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if 0 < trainer.max_steps <= trainer.global_step:
             trainer.should_stop = True
+
+
+class RandomState(L.Callback):
+    """Saves the global random generators (torch, CUDA, numpy, Python) in every checkpoint and
+    restores them on resume, so dropout and anything else drawing from them continues as if the
+    run had never stopped. Lightning saves none of them. (Data order and augmentation need no help:
+    they are functions of (seed, epoch, batch).) Plain tensors and numbers only: checkpoints load
+    with weights_only=True."""
+
+    def state_dict(self) -> dict[str, Any]:
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        version, internal, gauss = random.getstate()
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "python": [version, list(internal), gauss],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """A NaN or infinite training loss stops the run before the optimizer steps on it, so the
+    weights, the optimizer state and every checkpoint stay those of the last good step. Checking
+    costs one device sync per step (the progress bar already makes one). As a backstop, a
+    checkpoint whose weights are not all finite (an infinite gradient from a finite loss) is
+    never written."""
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss) -> None:
+        if not torch.isfinite(loss.detach()).item():
+            raise Diverged(trainer.global_step, f"the training loss is {loss.item()}")
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
+        floats = [t for t in checkpoint["state_dict"].values() if t.is_floating_point()]
+        if floats and not torch.stack([torch.isfinite(t).all() for t in floats]).all().item():
+            bad = next(k for k, t in checkpoint["state_dict"].items()
+                       if t.is_floating_point() and not torch.isfinite(t).all())  # fmt: skip
+            raise Diverged(trainer.global_step, f"the weights are not finite ({bad})")
+
+
+class LastCheckpoint(Checkpoint):
+    """RUN_DIR/checkpoints/last.ckpt, the resume point. Saved after every validation, every
+    `every_n_steps` optimizer steps (None: not by steps), at the end of training, and when a
+    SIGTERM stops training: a scheduler pre-empts a job with SIGTERM, Lightning's handler lets the
+    current batch finish and raises SIGTERMException, and the checkpoint saved then resumes at the
+    very next batch. A SIGTERM during validation, or between the micro-batches of an accumulated
+    step, saves nothing (neither is a point training can resume from): the run resumes from its
+    previous checkpoint. A Checkpoint subclass, so Lightning calls it after the other callbacks
+    have updated the state it saves."""
+
+    def __init__(self, path: str | Path, every_n_steps: int | None = None) -> None:
+        self.path, self.every_n_steps = str(path), every_n_steps
+        self.saved_step: int | None = None
+
+    def save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.path)
+        self.saved_step = trainer.global_step
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.saved_step = trainer.global_step  # a resumed run does not save its starting point
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        step, n = trainer.global_step, self.every_n_steps
+        if n and step % n == 0 and step != self.saved_step:  # the first batch end after step n
+            self.save(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self.save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step != self.saved_step:
+            self.save(trainer)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        # _should_accumulate: Lightning's own test for "the last batch did not step".
+        mid_step = (
+            trainer.accumulate_grad_batches > 1 and trainer.fit_loop.epoch_loop._should_accumulate()
+        )
+        if isinstance(exception, SIGTERMException) and trainer.training and not mid_step:
+            self.save(trainer)

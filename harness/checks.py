@@ -47,6 +47,14 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a positive number or null",
     ),
     "trainer.log_every_n_steps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "checkpoint_every_n_steps": (
+        lambda v: v is None or (_is_int(v) and v >= 1),
+        "an integer >= 1 or null",
+    ),
+    "logger.wandb.init_timeout": (
+        lambda v: _is_number(v) and v > 0,
+        "a positive number of seconds",
+    ),
 }
 
 

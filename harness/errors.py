@@ -5,3 +5,12 @@ class ConfigError(Exception):
 
 class DataUnavailableError(Exception):
     """The data the run needs is missing or corrupt (exit status 2, like a bad config)."""
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite: the run stops, marked "diverged" (exit status 3),
+    and keeps its last checkpoint, which was saved before the loss went bad."""
+
+    def __init__(self, step: int, what: str) -> None:
+        super().__init__(f"diverged at step {step}: {what}")
+        self.step = step

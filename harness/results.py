@@ -17,6 +17,9 @@ import lightning as L
 import torch
 
 RESULTS_FILE = "results.json"
+# results.json "status" -> train.py's exit status, for sweep runners (a bad config or missing
+# data exits with 2 before any results.json is written).
+EXIT_STATUS = {"finished": 0, "failed": 1, "diverged": 3, "interrupted": 130}
 
 
 def as_number(value: Any) -> float | int | None:

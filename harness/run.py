@@ -15,16 +15,27 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from datamodules.errors import DatasetError
 from harness import wandb_logger
 from harness.build import build_callbacks, build_datamodule, build_module, build_net
-from harness.callbacks import ConfigInCheckpoint, ValidateAtLastStep
+from harness.callbacks import (
+    ConfigInCheckpoint,
+    LastCheckpoint,
+    RandomState,
+    StopOnNonFiniteLoss,
+    ValidateAtLastStep,
+)
+from harness.checkpoint_io import AtomicCheckpointIO
 from harness.checks import check_config, explained
-from harness.errors import ConfigError, DataUnavailableError
-from harness.results import BestMetrics, metrics_of, write_results
+from harness.errors import ConfigError, DataUnavailableError, Diverged
+from harness.metrics_log import METRICS_FILE, Replayed, RunCSVLogger, logged_rows
+from harness.results import EXIT_STATUS, RESULTS_FILE, BestMetrics, metrics_of, write_results
+from harness.resume import LAST, check_fits, resume_point
+from harness.secrets import redact, redact_files
 
 log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -47,22 +58,16 @@ def git_state() -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
-def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> Path | None:
-    if ckpt_path is None:
-        return None
-    path = run_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint file at {path}")
-    return path
-
-
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
-    """Run one training job in run_dir; return what results.json holds."""
+    """Run one training job in run_dir; return what results.json holds. Its "status" is
+    finished, diverged (a NaN/inf loss stopped it) or interrupted (SIGTERM, Ctrl-C; it resumes
+    from its last checkpoint when run again); on any other error it is "failed" and the error
+    propagates. A bad config or missing data raises before anything is written."""
     started = time.time()
     run_dir = Path(run_dir)
     check_config(cfg)
-    resume_from = resolve_ckpt_path(cfg.ckpt_path, run_dir)
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = redact(OmegaConf.to_container(cfg, resolve=True))
+    resume_from = resume_point(cfg.ckpt_path, run_dir, config)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
@@ -76,38 +81,46 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     with explained("model"):
         net = build_net(cfg, dims)
         module = build_module(cfg, net, dims)
+    if resume_from is not None:
+        check_fits(resume_from, module.state_dict(), config, cfg.ckpt_path or str(resume_from))
+        log.info("resuming from %s", resume_from)
     n_params = sum(p.numel() for p in net.parameters())
 
     meta = {
         "params": n_params,
         "git": git_state(),
-        "overrides": _overrides(),
+        "overrides": redact(_overrides()),
         "run_dir": str(run_dir),
+        "resumed_from": str(resume_from) if resume_from else None,
     }
     ckpt_dir = run_dir / "checkpoints"
+    # The rows an earlier attempt logged after the checkpoint this run resumes from: replayed now,
+    # so neither logger records them again.
+    earlier = logged_rows(run_dir / METRICS_FILE) if resume_from else None
     loggers: list[Any] = []
     wandb_settings = cfg.logger.get("wandb")
     if wandb_settings is not None:
-        wb = wandb_logger.make_wandb_logger(
+        wb, meta["wandb_mode"] = wandb_logger.make_wandb_logger(
             OmegaConf.to_container(wandb_settings, resolve=True),
             run_dir,
-            wandb_logger.run_id(ckpt_dir, resume_from),
+            wandb_logger.run_id(ckpt_dir, resuming=resume_from is not None),
             {**config, "meta": meta},
+            Replayed(earlier) if earlier is not None else None,
         )
         if wb is not None:
             loggers.append(wb)
     if cfg.logger.get("csv"):
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="", version=""))
+        loggers.append(RunCSVLogger(run_dir, Replayed(earlier) if earlier is not None else None))
 
-    checkpoint = ModelCheckpoint(
+    best_checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
         monitor=cfg.task.monitor,
         mode=cfg.task.mode,
         save_top_k=1,
-        save_last=True,
         auto_insert_metric_name=False,
     )
+    last_checkpoint = LastCheckpoint(ckpt_dir / LAST, cfg.checkpoint_every_n_steps)
     best = BestMetrics(cfg.task.monitor, cfg.task.mode)
     with explained("callbacks"):
         extra_callbacks = build_callbacks(cfg)
@@ -115,12 +128,16 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         **cfg.trainer,
         logger=loggers or False,
         callbacks=[
-            checkpoint,
+            StopOnNonFiniteLoss(),
+            RandomState(),
             best,
             ConfigInCheckpoint(config),
             ValidateAtLastStep(),
             *extra_callbacks,
+            best_checkpoint,  # Lightning runs checkpoint callbacks last, in this order
+            last_checkpoint,
         ],
+        plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
     )
     results: dict[str, Any] = {
@@ -129,37 +146,55 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "mode": cfg.task.mode,
         **meta,
     }
-    exit_code = 1
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         results.update(metrics_of(trainer))
-        if cfg.test and checkpoint.best_model_path:
+        if cfg.test and best_checkpoint.best_model_path:
             trainer.test(
                 module, datamodule=datamodule, ckpt_path="best", weights_only=True, verbose=False
             )
             results.update({k: v for k, v in metrics_of(trainer).items() if k.startswith("test/")})
         results["status"] = "finished"
-        exit_code = 0
-    except KeyboardInterrupt:
-        results["status"] = "interrupted"
-        raise
+    except Diverged as e:
+        results.update(
+            metrics_of(trainer), status="diverged", diverged_at_step=e.step, error=str(e)
+        )
+        log.error("%s; the last good checkpoint is %s", e, last_checkpoint.path)
+    except SystemExit as e:
+        # Lightning turns SIGTERM into SIGTERMException and Ctrl-C into sys.exit(1), raised
+        # while the KeyboardInterrupt is being handled.
+        if not isinstance(e, SIGTERMException) and not isinstance(e.__context__, KeyboardInterrupt):
+            raise
+        results.update(metrics_of(trainer), status="interrupted")
     finally:
         results.update(
             best=best.best,
-            best_checkpoint=_relative(checkpoint.best_model_path, run_dir),
-            last_checkpoint=_relative(checkpoint.last_model_path, run_dir),
+            best_checkpoint=_relative(best_checkpoint.best_model_path, run_dir),
+            last_checkpoint=_relative(
+                last_checkpoint.path if Path(last_checkpoint.path).is_file() else None, run_dir
+            ),
             epochs=trainer.current_epoch,
             steps=trainer.global_step,
             runtime_s=round(time.time() - started, 3),
         )
+        results = redact(results)
         write_results(run_dir, results)
         for lg in loggers:
             if isinstance(lg, WandbLogger):
-                lg.experiment.summary.update(
-                    {k: v for k, v in results.items() if isinstance(v, (int, float, str))}
-                )
-        wandb_logger.finish(exit_code)
+                _update_summary(lg, results)
+        wandb_logger.finish(
+            EXIT_STATUS[results["status"]], preempted=results["status"] == "interrupted"
+        )
     return results
+
+
+def _update_summary(logger: Any, results: dict[str, Any]) -> None:
+    try:
+        logger.experiment.summary.update(
+            {k: v for k, v in results.items() if isinstance(v, (int, float, str))}
+        )
+    except Exception as e:  # W&B must not turn a finished run into a failed one
+        log.warning("W&B: could not update the run summary (%s)", e)
 
 
 def _relative(path: str | None, run_dir: Path) -> str | None:
@@ -181,20 +216,30 @@ def _overrides() -> list[str]:
 
 
 def run_from_hydra(cfg: DictConfig) -> None:
-    """The body of train.py's @hydra.main: run, and turn expected failures into one clear line."""
+    """The body of train.py's @hydra.main: run, turn expected failures into one clear line, and
+    exit with the status sweep runners read (harness.results.EXIT_STATUS; 2 for bad input)."""
     from hydra.core.hydra_config import HydraConfig
 
     from harness.cli import fail
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    if hydra_cfg.output_subdir is not None:
+        redact_files(run_dir / hydra_cfg.output_subdir)
     try:
-        train(cfg, run_dir)
+        results = train(cfg, run_dir)
     except (ConfigError, DataUnavailableError) as e:
         _remove_if_only_hydra_files(run_dir)
         fail(str(e))
-    except KeyboardInterrupt:
-        print(f"interrupted; the run directory is {run_dir}", file=sys.stderr)
-        sys.exit(130)
+    status = results["status"]
+    if status == "interrupted":
+        print(f"interrupted; run the same command again to resume from {run_dir / 'checkpoints' / LAST}",
+              file=sys.stderr)  # fmt: skip
+    elif status == "diverged":
+        print(f"error: {results['error']}; the run is marked diverged in {run_dir / RESULTS_FILE}",
+              file=sys.stderr)  # fmt: skip
+    if status != "finished":
+        sys.exit(EXIT_STATUS[status])
 
 
 def _remove_if_only_hydra_files(run_dir: Path) -> None:

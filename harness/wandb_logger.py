@@ -7,16 +7,24 @@ configured ($WANDB_API_KEY, an identity-token file, or a ~/.netrc entry for the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import netrc
 import os
 import secrets
 import string
+import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
 from harness.errors import ConfigError
+from harness.metrics_log import Replayed
+from harness.secrets import redact
 
 log = logging.getLogger(__name__)
 MODES = ("online", "offline", "disabled")
@@ -56,47 +64,105 @@ def resolve_mode(configured: str | None) -> str:
     return mode
 
 
-def run_id(checkpoint_dir: Path, resume_from: Path | None) -> str:
-    """The W&B id saved beside the checkpoint being resumed, else this run's saved id, else new."""
-    for folder in ([resume_from.parent] if resume_from else []) + [checkpoint_dir]:
-        saved = folder / ID_FILE
-        if saved.is_file() and saved.read_text().strip():
-            return saved.read_text().strip()
+def run_id(checkpoint_dir: Path, resuming: bool) -> str:
+    """A resumed run logs to the W&B run saved beside its checkpoints; a fresh one gets a new id.
+    (The W&B run belongs to the run directory, as metrics.csv does.)"""
+    saved = checkpoint_dir / ID_FILE
+    if resuming and saved.is_file() and saved.read_text().strip():
+        return saved.read_text().strip()
     alphabet = string.ascii_lowercase + string.digits  # W&B's own id alphabet and length
     return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
+class RunWandbLogger(WandbLogger):
+    """Lightning's WandbLogger, skipping the rows a resumed run replays (see harness.metrics_log)."""
+
+    def __init__(self, *args: Any, replayed: Replayed | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._replayed = replayed
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self._replayed is not None and self._replayed.skip(step, metrics):
+            return
+        super().log_metrics(metrics, step)
+
+
+def sync_hint(run_dir: Path) -> str:
+    return f"wandb sync {run_dir / 'wandb'}/offline-run-*"
+
+
 def make_wandb_logger(
-    settings: dict[str, Any], run_dir: Path, run_id: str, config: dict[str, Any]
-) -> Any | None:
-    """A Lightning WandbLogger, or None when W&B is disabled."""
+    settings: dict[str, Any],
+    run_dir: Path,
+    run_id: str,
+    config: dict[str, Any],
+    replayed: Replayed | None = None,
+) -> tuple[Any | None, str]:
+    """(a started WandbLogger or None when W&B is disabled, the mode it logs in).
+
+    Online mode that cannot start (server unreachable within logger.wandb.init_timeout seconds,
+    key rejected) falls back to offline, with the same run id, and says how to upload later."""
     mode = resolve_mode(settings.get("mode"))
     if mode == "disabled":
-        return None
-    from lightning.pytorch.loggers import WandbLogger
+        return None, mode
+    import wandb
 
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run_dir / "checkpoints" / ID_FILE).write_text(run_id)
-    return WandbLogger(
-        save_dir=str(run_dir),
-        id=run_id,
-        project=settings.get("project"),
-        entity=settings.get("entity"),
-        group=settings.get("group"),
-        tags=list(settings.get("tags") or []),
-        job_type=settings.get("job_type"),
-        mode=mode,
-        config=config,
-    )
+
+    def start(mode: str) -> RunWandbLogger:
+        logger = RunWandbLogger(
+            save_dir=str(run_dir),
+            id=run_id,
+            project=settings.get("project"),
+            entity=settings.get("entity"),
+            group=redact(settings.get("group")),
+            tags=redact(list(settings.get("tags") or [])),
+            job_type=settings.get("job_type"),
+            mode=mode,
+            config=config,
+            settings=wandb.Settings(init_timeout=settings.get("init_timeout") or 90),
+            replayed=replayed,
+        )
+        with _redacted_argv():  # W&B records the command line in the run's metadata
+            logger.experiment  # noqa: B018 (starts the W&B run now, where a failure can be handled)
+        return logger
+
+    if mode == "online":
+        try:
+            return start("online"), "online"
+        except Exception as e:  # wandb.errors.CommError, AuthenticationError, a timeout...
+            wandb.teardown()  # the failed run still holds its id in W&B's service process
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            log.warning(
+                "W&B: could not start online (%s: %s). Logging offline instead; upload later "
+                "with: %s",
+                type(e).__name__,
+                redact(reason),
+                sync_hint(run_dir),
+            )
+    return start("offline"), "offline"
 
 
-def finish(exit_code: int) -> None:
-    """Close the W&B run if one is open (also after an error)."""
-    import sys
+@contextlib.contextmanager
+def _redacted_argv() -> Iterator[None]:
+    argv = sys.argv
+    sys.argv = redact(list(argv))
+    try:
+        yield
+    finally:
+        sys.argv = argv
 
+
+def finish(exit_code: int, preempted: bool = False) -> None:
+    """Close the W&B run if one is open (also after an error). A pre-empted run is marked so in
+    W&B: it is expected back, resumed under the same id."""
     if "wandb" not in sys.modules:
         return
     import wandb
 
     if wandb.run is not None:
+        if preempted:
+            wandb.run.mark_preempting()
         wandb.finish(exit_code=exit_code)
