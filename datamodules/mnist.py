@@ -5,12 +5,35 @@ train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-l
 
 from __future__ import annotations
 
+import math
+import struct
 from pathlib import Path
 
 from torchvision.datasets import MNIST, FashionMNIST
 
+from datamodules.cifar10 import md5sum
 from datamodules.errors import DatasetError
 from datamodules.image import ImageDataModule, Splits, split_off
+
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # fmt: skip
+
+
+def check_idx(path: Path) -> tuple[int, ...]:
+    """The dimensions in an idx file's header (magic 0x0000 08 NDIM: uint8 data, then NDIM
+    big-endian sizes), after checking that the file holds exactly that many bytes."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4 or head[:3] != b"\x00\x00\x08" or not 1 <= head[3] <= 3:
+            raise DatasetError(f"{path} is not an idx file of uint8 data (header {head.hex()})")
+        dims = struct.unpack(f">{head[3]}I", f.read(4 * head[3]).ljust(4 * head[3], b"\0"))
+    expected, actual = 4 + 4 * len(dims) + math.prod(dims), path.stat().st_size
+    if actual != expected:
+        raise DatasetError(
+            f"{path} is truncated or corrupt: its header describes {expected} bytes, the file has "
+            f"{actual}. Delete it and run again to download it afresh."
+        )
+    return dims
 
 
 class MNISTDataModule(ImageDataModule):
@@ -28,9 +51,11 @@ class MNISTDataModule(ImageDataModule):
         val_size: int = 5000,
         split_seed: int = 0,
         augment: bool = False,
+        verify: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size, augment=augment, seed=seed)
+        self.verify = verify  # md5 of the downloaded .gz archives, where present
         if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 1:
             raise ValueError(f"data.val_size must be a positive integer, got {val_size!r}")
         self.root = Path(root)
@@ -50,8 +75,30 @@ class MNISTDataModule(ImageDataModule):
                     f"could not download {self.dataset_class.__name__} into {self.root}: {e}"
                 ) from e
 
+    def check_files(self) -> None:
+        """Published archives (kept beside the idx files after a download) match their md5; each
+        idx file is whole; images and labels agree in number."""
+        raw = self.raw_folder
+        if not all((raw / f).is_file() for f in IDX_FILES):
+            return  # reported as "not found" below
+        for archive, md5 in self.dataset_class.resources if self.verify else []:
+            if (raw / archive).is_file() and md5sum(raw / archive) != md5:
+                raise DatasetError(
+                    f"{raw / archive} is corrupt (md5 differs from the published file): delete "
+                    "it and its extracted file and run again to download them afresh."
+                )
+        dims = {f: check_idx(raw / f) for f in IDX_FILES}
+        for prefix in ("train", "t10k"):
+            images, labels = (
+                dims[f"{prefix}-images-idx3-ubyte"],
+                dims[f"{prefix}-labels-idx1-ubyte"],
+            )
+            if images[0] != labels[0]:
+                raise DatasetError(f"{raw}: {prefix} has {images[0]} images but {labels[0]} labels")
+
     def load_splits(self) -> Splits:
         name = self.dataset_class.__name__
+        self.check_files()
         try:
             train = self.dataset_class(str(self.root), train=True, download=False)
             test = self.dataset_class(str(self.root), train=False, download=False)

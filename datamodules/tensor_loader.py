@@ -82,7 +82,7 @@ class TensorLoader:
             len(self.tensors[0]), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size
         )
         self.batch_sampler = None  # as torch's DataLoader has, for Lightning's introspection
-        self._next_batch = 0  # batches of the current epoch already handed out
+        self._position = (0, 0)  # (epoch, batches of it handed out)
         self._resume_at = (0, 0)  # (epoch, batch) set by load_state_dict: where to start once
 
     def __len__(self) -> int:
@@ -99,7 +99,7 @@ class TensorLoader:
         resume_epoch, resume_batch = self._resume_at
         start = resume_batch if resume_epoch == self.sampler.epoch else 0
         self._resume_at = (0, 0)
-        self._next_batch = start
+        self._position = (self.sampler.epoch, start)
         for b in range(start, len(self)):
             idx = indices[b * self.batch_size : (b + 1) * self.batch_size]
             batch = tuple(t.index_select(0, idx) for t in self.tensors)
@@ -107,14 +107,19 @@ class TensorLoader:
                 g = torch.Generator(device=self.device)
                 g.manual_seed(derive_seed(self.seed, self.sampler.epoch, b))
                 batch = self.transform(batch, g)
-            self._next_batch = b + 1
+            self._position = (self.sampler.epoch, b + 1)
             yield batch
 
     # Lightning saves these with each checkpoint and restores them on resume. It asks for the
     # state at a batch end, after that batch was handed out and before the next one is made: the
     # loader has a length, so Lightning's fetcher does not prefetch (tested).
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.sampler.epoch, "next_batch": self._next_batch}
+        epoch, handed_out = self._position
+        # After set_epoch for a new epoch, before its first batch: nothing of it handed out yet.
+        return {
+            "epoch": self.sampler.epoch,
+            "next_batch": handed_out if epoch == self.sampler.epoch else 0,
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.sampler.set_epoch(state["epoch"])

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torchmetrics import Metric
 
 from harness.errors import Diverged
 
@@ -65,6 +66,34 @@ class RandomState(L.Callback):
         random.setstate((version, tuple(internal), gauss))
 
 
+class MetricStates(L.Callback):
+    """torchmetrics accumulate an epoch metric (train/acc) batch by batch in states that
+    Lightning does not save, so a run resumed mid-epoch would report it over part of the epoch.
+    This saves every metric's states in the checkpoint and restores them."""
+
+    @staticmethod
+    def _metrics(pl_module: L.LightningModule) -> dict[str, Metric]:
+        return {n: m for n, m in pl_module.named_modules() if isinstance(m, Metric)}
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
+        checkpoint["metric_states"] = {
+            name: {"states": dict(m.metric_state), "updates": m._update_count}
+            for name, m in self._metrics(pl_module).items()
+        }
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
+        saved = checkpoint.get("metric_states", {})
+        for name, metric in self._metrics(pl_module).items():
+            if name in saved:
+                for state, value in saved[name]["states"].items():
+                    setattr(metric, state, value)
+                metric._update_count, metric._computed = saved[name]["updates"], None
+
+
 class StopOnNonFiniteLoss(L.Callback):
     """A NaN or infinite training loss stops the run before the optimizer steps on it, so the
     weights, the optimizer state and every checkpoint stay those of the last good step. Checking
@@ -87,14 +116,20 @@ class StopOnNonFiniteLoss(L.Callback):
 
 
 class LastCheckpoint(Checkpoint):
-    """RUN_DIR/checkpoints/last.ckpt, the resume point. Saved after every validation, every
-    `every_n_steps` optimizer steps (None: not by steps), at the end of training, and when a
-    SIGTERM stops training: a scheduler pre-empts a job with SIGTERM, Lightning's handler lets the
-    current batch finish and raises SIGTERMException, and the checkpoint saved then resumes at the
-    very next batch. A SIGTERM during validation, or between the micro-batches of an accumulated
-    step, saves nothing (neither is a point training can resume from): the run resumes from its
-    previous checkpoint. A Checkpoint subclass, so Lightning calls it after the other callbacks
-    have updated the state it saves."""
+    """RUN_DIR/checkpoints/last.ckpt, the resume point: saved every `every_n_steps` optimizer
+    steps (None: not by steps), when a SIGTERM stops training, and at the end of training.
+
+    A scheduler pre-empts a job with SIGTERM; Lightning's handler lets the current batch finish
+    and raises SIGTERMException, and the checkpoint saved then resumes at the very next batch.
+
+    Only batch ends inside an epoch are resume points. At an epoch's last batch, validation and
+    the epoch-end hooks are still to come and Lightning, resuming from there, skips them; at the
+    epoch end itself Lightning resumes with its samplers one epoch ahead (another data order).
+    Both were measured (tests/test_resume.py kills runs at these points). So a SIGTERM there, or
+    during validation, or between the micro-batches of an accumulated step, saves nothing new:
+    the run resumes from its previous checkpoint and replays the steps since, which
+    harness.metrics_log keeps from being logged twice. A Checkpoint subclass, so that Lightning
+    calls it after the callbacks whose state it saves."""
 
     def __init__(self, path: str | Path, every_n_steps: int | None = None) -> None:
         self.path, self.every_n_steps = str(path), every_n_steps
@@ -107,13 +142,15 @@ class LastCheckpoint(Checkpoint):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.saved_step = trainer.global_step  # a resumed run does not save its starting point
 
+    @staticmethod
+    def _epoch_end_pending(trainer: L.Trainer) -> bool:
+        """The batch that just ended closes the epoch, or the run (ValidateAtLastStep)."""
+        return trainer.fit_loop.epoch_loop.batch_progress.is_last_batch or trainer.should_stop
+
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         step, n = trainer.global_step, self.every_n_steps
-        if n and step % n == 0 and step != self.saved_step:  # the first batch end after step n
-            self.save(trainer)
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+        # The first batch end after step n (the batch that made it, when accumulating).
+        if n and step % n == 0 and step != self.saved_step and not self._epoch_end_pending(trainer):
             self.save(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -127,5 +164,10 @@ class LastCheckpoint(Checkpoint):
         mid_step = (
             trainer.accumulate_grad_batches > 1 and trainer.fit_loop.epoch_loop._should_accumulate()
         )
-        if isinstance(exception, SIGTERMException) and trainer.training and not mid_step:
+        if (
+            isinstance(exception, SIGTERMException)
+            and trainer.training
+            and not mid_step
+            and not self._epoch_end_pending(trainer)
+        ):
             self.save(trainer)

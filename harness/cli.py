@@ -92,32 +92,72 @@ def check_types(cfg, base, value_overrides: list[str]) -> None:
             raise ConfigError(f"{key} must be a number (default {old!r}), got {new!r}")
 
 
+def check_overrides(overrides: list[str]):
+    """Compose the config these overrides make (as train.py would) and run every check on it:
+    unknown options and keys, types, value ranges, the model fitting the data, a dry build of
+    each part. Raise ConfigError naming the bad value and what is allowed; return the resolved
+    config (without the hydra node). Sweep runners call it on each proposed run's overrides."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf, open_dict
+
+    from harness.checks import check_config
+    from harness.errors import ConfigError
+
+    try:
+        cfg = _compose(overrides)
+    except HydraException as e:
+        raise ConfigError(explain_composition_error(e, overrides)) from None
+    except Exception as e:  # e.g. a malformed override string
+        raise ConfigError(str(e).replace("\n", " ").strip()) from None
+    HydraConfig.instance().set_config(cfg)
+    choices, values = _split(overrides)
+    if values:
+        check_types(cfg, _compose(choices), values)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    OmegaConf.resolve(cfg)
+    check_config(cfg)
+    return cfg
+
+
+def check_run_dir(run_dir: Path, cfg) -> None:
+    """The run directory can be written, and what it holds allows this run: a fresh start, or
+    the resume of an unfinished run with the same config (never a finished run overwritten)."""
+    import tempfile
+
+    from omegaconf import OmegaConf
+
+    from harness.errors import ConfigError
+    from harness.resume import resume_point
+    from harness.secrets import redact
+
+    existing = run_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a directory")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise ConfigError(
+            f"cannot write the run directory {run_dir} ({e.strerror or e}); choose another with "
+            "hydra.run.dir=DIR"
+        ) from None
+    resume_point(cfg.ckpt_path, run_dir, redact(OmegaConf.to_container(cfg, resolve=True)))
+
+
 def precheck(argv: list[str]) -> None:
     """Exit with status 2 and one line on stderr if the command line cannot make a run."""
     if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in argv):
         return
     from hydra.core.hydra_config import HydraConfig
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf, open_dict
 
     from harness.errors import ConfigError
 
     try:
-        cfg = _compose(argv)
-    except HydraException as e:
-        fail(explain_composition_error(e, argv))
-    except Exception as e:  # e.g. a malformed override string
-        fail(str(e).replace("\n", " ").strip())
-    HydraConfig.instance().set_config(cfg)
-    choices, values = _split(argv)
-    try:
-        if values:
-            check_types(cfg, _compose(choices), values)
-        with open_dict(cfg):
-            del cfg["hydra"]
-        OmegaConf.resolve(cfg)
-        from harness.checks import check_config
-
-        check_config(cfg)
+        cfg = check_overrides(argv)
+        check_run_dir(Path(HydraConfig.get().run.dir), cfg)
     except ConfigError as e:
         fail(str(e))

@@ -25,6 +25,7 @@ from harness.build import build_callbacks, build_datamodule, build_module, build
 from harness.callbacks import (
     ConfigInCheckpoint,
     LastCheckpoint,
+    MetricStates,
     RandomState,
     StopOnNonFiniteLoss,
     ValidateAtLastStep,
@@ -130,6 +131,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         callbacks=[
             StopOnNonFiniteLoss(),
             RandomState(),
+            MetricStates(),
             best,
             ConfigInCheckpoint(config),
             ValidateAtLastStep(),

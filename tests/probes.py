@@ -1,0 +1,49 @@
+"""Callbacks that tests add to a real run: a signal sent at a chosen point (kill-and-resume tests),
+and a check of the loader position. Added as `+callbacks.kill={_target_:tests.probes.SignalAt,...}`."""
+
+from __future__ import annotations
+
+import os
+import signal as signals
+from typing import Any
+
+import lightning as L
+
+
+class SignalAt(L.Callback):
+    """Send `signal` to this process once training has made `step` optimizer steps, at the first
+    `hook` after that: "train_batch_end", "validation_batch_end" or "train_epoch_end"."""
+
+    def __init__(self, signal: str, step: int, hook: str = "train_batch_end") -> None:
+        self.signal, self.step, self.hook = getattr(signals, signal), step, hook
+        self.sent = False
+
+    def _fire(self, trainer: L.Trainer, hook: str) -> None:
+        if hook == self.hook and trainer.global_step >= self.step and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signal)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self._fire(trainer, "train_batch_end")
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if not trainer.sanity_checking:
+            self._fire(trainer, "validation_batch_end")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self._fire(trainer, "train_epoch_end")
+
+
+class LoaderPosition(L.Callback):
+    """Fails the run unless, at every training batch end, the training loader's saved state
+    points at the next batch (what a checkpoint saved there must resume from): Lightning's
+    one-batch prefetch would make it one ahead."""
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        state = trainer.train_dataloader.state_dict()
+        assert state == {"epoch": trainer.current_epoch, "next_batch": batch_idx + 1}, (
+            state,
+            batch_idx,
+        )

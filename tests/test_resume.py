@@ -1,0 +1,141 @@
+"""Kill a run and resume it: on a CPU with a fixed seed it ends with the same metrics.csv (every
+row once, same values), the same results and the same W&B run as a run never interrupted.
+
+The run is small (digits, MLP with dropout, 20 batches an epoch, 30 steps: mid-epoch and
+epoch-end resume points) and saves last.ckpt every 5 steps, so that kills land between
+checkpoints and steps are replayed after a resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.metrics_log import logged_rows
+from harness.run import train
+from tests.conftest import ROOT, compose
+from tests.wandb_files import history_rows
+
+ARGS = ["data=digits", "model=mlp", "data.batch_size=64", "trainer.max_epochs=-1",
+        "trainer.max_steps=30", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false", "trainer.limit_val_batches=2",
+        "trainer.limit_test_batches=2", "checkpoint_every_n_steps=5"]  # fmt: skip
+NO_WANDB = "logger.wandb=null"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Identical floating-point results need the same thread count in this process and in the
+    runs it starts (OMP_NUM_THREADS=1 there)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    """The uninterrupted run: its results and its metrics.csv."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    run_dir = tmp_path_factory.mktemp("reference")
+    results = train(compose([*ARGS, NO_WANDB]), run_dir)
+    torch.set_num_threads(threads)
+    return results, (run_dir / "metrics.csv").read_text()
+
+
+def kill_arg(sig: str, step: int, hook: str = "train_batch_end") -> str:
+    return (
+        f"+callbacks.kill={{_target_:tests.probes.SignalAt,signal:{sig},step:{step},hook:{hook}}}"
+    )
+
+
+def cli(*args: str, **popen: object) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)  # fmt: skip
+
+
+def assert_same_run(run_dir: Path, reference: tuple[dict, str], results: dict) -> None:
+    ref_results, ref_csv = reference
+    assert (run_dir / "metrics.csv").read_text() == ref_csv  # every row once, same values
+    assert results["status"] == "finished"
+    assert results["steps"] == ref_results["steps"] == 30
+    for key in ("test/acc", "test/loss", "val/acc", "val/loss", "best"):
+        assert results[key] == ref_results[key], key
+
+
+def test_sigterm_from_outside_saves_and_the_same_command_resumes(tmp_path: Path, reference) -> None:
+    run_dir = tmp_path / "run"
+    command = [*ARGS, "logger.wandb.mode=offline", f"hydra.run.dir={run_dir}"]
+    child = cli(*command)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)  # as a scheduler pre-empting the job does
+    _, err = child.communicate(timeout=300)
+    assert child.returncode == 130, err[-2000:]
+    assert "run the same command again to resume" in err
+    stopped = json.loads((run_dir / "results.json").read_text())
+    assert stopped["status"] == "interrupted" and 5 <= stopped["steps"] < 30
+    saved = torch.load(last, weights_only=True)
+    assert saved["global_step"] == stopped["steps"]  # saved where it stopped: nothing to redo
+
+    again = cli(*command)  # the same command, nothing added
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-2000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["resumed_from"] == str(last)
+    assert_same_run(run_dir, reference, results)
+
+    # One W&B run (the id beside the checkpoints) in two offline segments; together they hold
+    # every metrics.csv row exactly once.
+    run_id = (run_dir / "checkpoints" / "wandb_id.txt").read_text().strip()
+    segments = sorted((run_dir / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb"))
+    assert len(segments) == 2
+    logged = Counter(row for segment in segments for row in history_rows(segment))
+    assert logged == logged_rows(run_dir / "metrics.csv")
+
+
+def test_sigkill_between_checkpoints_resumes_without_losing_or_repeating_a_row(
+    tmp_path: Path, reference
+) -> None:
+    run_dir = tmp_path / "run"
+    child = cli(*ARGS, NO_WANDB, kill_arg("SIGKILL", 13), f"hydra.run.dir={run_dir}")
+    child.communicate(timeout=300)
+    assert child.returncode == -signal.SIGKILL
+    assert not (run_dir / "results.json").exists()  # it had no chance to write one
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 10  # steps 11-13 are replayed; their rows are on disk already
+    assert max(step for step, _ in logged_rows(run_dir / "metrics.csv")) == 12
+
+    results = train(compose([*ARGS, NO_WANDB, "ckpt_path=last"]), run_dir)
+    assert_same_run(run_dir, reference, results)
+
+
+@pytest.mark.parametrize(
+    ("step", "hook"),
+    [
+        (13, "train_batch_end"),  # mid-epoch: saved at the end of the batch
+        (20, "train_batch_end"),  # the epoch's last batch: its validation is cut short
+        (20, "validation_batch_end"),  # during validation: nothing saved, resumes from step 15
+        (20, "train_epoch_end"),  # after the epoch's end: saved there
+    ],
+)
+def test_sigterm_anywhere_resumes_to_the_same_result(
+    step: int, hook: str, tmp_path: Path, reference
+) -> None:
+    stopped = train(compose([*ARGS, NO_WANDB, kill_arg("SIGTERM", step, hook)]), tmp_path)
+    assert stopped["status"] == "interrupted"
+    results = train(compose([*ARGS, NO_WANDB, "ckpt_path=last"]), tmp_path)
+    assert_same_run(tmp_path, reference, results)

@@ -1,0 +1,71 @@
+"""Read what W&B wrote offline (RUN_DIR/wandb/offline-run-*/run-ID.wandb), so tests can check
+what a run sent without a server. The file is a LevelDB-style log of protobuf records: a 7-byte
+header (":W&B", magic, version), then 32 KiB blocks of chunks (crc32, length, kind) where kind
+1 is a whole record and 2, 3, 4 the first, middle and last pieces of one."""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from wandb.proto import wandb_internal_pb2
+
+BLOCK = 32 * 1024
+INTERNAL = {"_step", "_runtime", "_timestamp", "trainer/global_step"}
+
+
+def records(path: Path) -> Iterator[Any]:
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", path
+    pos, pieces = 7, b""
+    while pos + 7 <= len(data):
+        if BLOCK - pos % BLOCK < 7:  # a block's tail too short for a chunk header is padding
+            pos += BLOCK - pos % BLOCK
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if kind == 0:
+            break
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        pieces = chunk if kind in (1, 2) else pieces + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pieces)
+            yield record
+
+
+def _items(items: Any) -> dict[str, Any]:
+    return {
+        "/".join(i.nested_key) if i.nested_key else i.key: json.loads(i.value_json) for i in items
+    }
+
+
+def history_rows(path: Path) -> list[tuple[int, frozenset[str]]]:
+    """(trainer step, metric names) of every history row, as metrics.csv rows are keyed."""
+    rows = []
+    for r in records(path):
+        if r.WhichOneof("record_type") == "history":
+            items = _items(r.history.item)
+            rows.append((int(items["trainer/global_step"]), frozenset(items.keys() - INTERNAL)))
+    return rows
+
+
+def summary(path: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for r in records(path):
+        if r.WhichOneof("record_type") == "summary":
+            out.update(_items(r.summary.update))
+    return out
+
+
+def config(path: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for r in records(path):
+        kind = r.WhichOneof("record_type")
+        if kind == "run":
+            out.update(_items(r.run.config.update))
+        elif kind == "config":
+            out.update(_items(r.config.update))
+    return out
