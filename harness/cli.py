@@ -98,27 +98,45 @@ def check_overrides(overrides: list[str]):
     each part. Raise ConfigError naming the bad value and what is allowed; return the resolved
     config (without the hydra node). Sweep runners call it on each proposed run's overrides."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.errors import HydraException
+    from hydra.errors import HydraException, OverrideParseException
     from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import OmegaConfBaseException
 
     from harness.checks import check_config
     from harness.errors import ConfigError
 
     try:
         cfg = _compose(overrides)
+    except OverrideParseException as e:
+        raise ConfigError(f"{_unparsable(overrides)}: {e}".replace("\n", " ").strip()) from None
     except HydraException as e:
         raise ConfigError(explain_composition_error(e, overrides)) from None
-    except Exception as e:  # e.g. a malformed override string
-        raise ConfigError(str(e).replace("\n", " ").strip()) from None
     HydraConfig.instance().set_config(cfg)
     choices, values = _split(overrides)
-    if values:
-        check_types(cfg, _compose(choices), values)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    OmegaConf.resolve(cfg)
+    try:
+        if values:
+            check_types(cfg, _compose(choices), values)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as e:  # e.g. ${oc.env:NAME} with NAME unset
+        where = f"{e.full_key}: " if getattr(e, "full_key", None) else ""
+        raise ConfigError(where + str(e).splitlines()[0]) from None
     check_config(cfg)
     return cfg
+
+
+def _unparsable(overrides: list[str]) -> str:
+    """'cannot parse OVERRIDE' for the first override Hydra's grammar rejects."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for o in overrides:
+        try:
+            parser.parse_overrides([o])
+        except Exception:
+            return f"cannot parse {o}"
+    return "cannot parse the overrides"
 
 
 def check_run_dir(run_dir: Path, cfg) -> None:

@@ -106,6 +106,25 @@ def resume_point(ckpt_path: str | None, run_dir: Path, config: Mapping[str, Any]
     return path
 
 
+def check_history(path: Path, run_dir: Path, config: Mapping[str, Any], logged: Any) -> None:
+    """A run resumed from a checkpoint older than its logged history replays the steps in between;
+    with the same config the replayed rows are the logged ones (and are not logged again), with
+    another config they would be a second history over the first: refused. `logged` is the
+    Counter of (step, metric names) rows in RUN_DIR/metrics.csv."""
+    ckpt = load_checkpoint(path, "resume")
+    if not config_diff(ckpt.get("config", {}), config):
+        return
+    step = ckpt.get("global_step", 0)
+    later = [s for s, names in logged if s >= step and any(n.startswith("train/") for n in names)]
+    if later:
+        raise ConfigError(
+            f"{run_dir}/metrics.csv already records training up to step {max(later)}, after "
+            f"this checkpoint (step {step}); continuing from it with another config "
+            f"({config_diff(ckpt.get('config', {}), config)}) would write a second history over "
+            "the first. Resume with the run's own config, or into another hydra.run.dir"
+        )
+
+
 def _describe(config: Mapping[str, Any]) -> str:
     def target(group: str) -> str:
         node = config.get(group)

@@ -35,7 +35,7 @@ from harness.checks import check_config, explained
 from harness.errors import ConfigError, DataUnavailableError, Diverged
 from harness.metrics_log import METRICS_FILE, Replayed, RunCSVLogger, logged_rows
 from harness.results import EXIT_STATUS, RESULTS_FILE, BestMetrics, metrics_of, write_results
-from harness.resume import LAST, check_fits, resume_point
+from harness.resume import LAST, check_fits, check_history, resume_point
 from harness.secrets import redact, redact_files
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     # The rows an earlier attempt logged after the checkpoint this run resumes from: replayed now,
     # so neither logger records them again.
     earlier = logged_rows(run_dir / METRICS_FILE) if resume_from else None
+    if resume_from is not None:
+        check_history(resume_from, run_dir, config, earlier)
     loggers: list[Any] = []
     wandb_settings = cfg.logger.get("wandb")
     if wandb_settings is not None:

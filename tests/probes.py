@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal as signals
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -12,15 +13,16 @@ import lightning as L
 
 class SignalAt(L.Callback):
     """Send `signal` to this process once training has made `step` optimizer steps, at the first
-    `hook` after that: "train_batch_end", "validation_batch_end" or "train_epoch_end"."""
+    `hook` after that: "train_batch_end", "validation_batch_end" or "train_epoch_end". Only once
+    per `marker` file, so that the resumed run, with the very same config, runs to the end."""
 
-    def __init__(self, signal: str, step: int, hook: str = "train_batch_end") -> None:
+    def __init__(self, signal: str, step: int, marker: str, hook: str = "train_batch_end") -> None:
         self.signal, self.step, self.hook = getattr(signals, signal), step, hook
-        self.sent = False
+        self.marker = Path(marker)
 
     def _fire(self, trainer: L.Trainer, hook: str) -> None:
-        if hook == self.hook and trainer.global_step >= self.step and not self.sent:
-            self.sent = True
+        if hook == self.hook and trainer.global_step >= self.step and not self.marker.exists():
+            self.marker.touch()
             os.kill(os.getpid(), self.signal)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:

@@ -57,7 +57,8 @@ def assert_clear_failure(out: subprocess.CompletedProcess, *expected: str) -> No
             "checkpoint_every_n_steps must be an integer >= 1 or null",
         ),
         (["logger.wandb.init_timeout=0"], "logger.wandb.init_timeout must be a positive number"),
-        (["optim.lr=[0.1"], "optim.lr=[0.1"),  # a malformed override is named as it was typed
+        (["optim.lr=[0.1"], "cannot parse optim.lr=[0.1: no viable alternative"),
+        (["+notes=${oc.env:HARNESS_UNSET_VARIABLE}"], "HARNESS_UNSET_VARIABLE' not found"),
     ],
 )
 def test_sweep_overrides_are_checked_like_a_command_line(
@@ -236,3 +237,22 @@ def test_loader_restored_at_an_epoch_end_starts_the_next_epoch_at_its_first_batc
     resumed.load_state_dict({"epoch": 2, "next_batch": 5})  # saved after epoch 2's last batch
     resumed.sampler.set_epoch(3)  # what Lightning does before the next epoch
     assert [b[0].tolist() for b in resumed] == expected
+
+
+def test_another_config_may_not_rewrite_logged_history(tmp_path: Path) -> None:
+    from harness.metrics_log import logged_rows
+    from harness.resume import check_history
+
+    old = {"optim": {"_target_": "torch.optim.AdamW", "lr": 0.001}}
+    new = {"optim": {"_target_": "torch.optim.AdamW", "lr": 0.01}}
+    torch.save({"global_step": 10, "config": old}, tmp_path / "last.ckpt")
+    csv = "epoch,step,train/loss,val/acc\n" + "".join(f"0,{s},1.0,\n" for s in range(12))
+    (tmp_path / "metrics.csv").write_text(csv + "0,12,,0.5\n")
+    rows = logged_rows(tmp_path / "metrics.csv")
+    check_history(tmp_path / "last.ckpt", tmp_path, old, rows)  # the same run replays: fine
+    with pytest.raises(
+        ConfigError, match=r"records training up to step 11, after this checkpoint \(step 10\)"
+    ):
+        check_history(tmp_path / "last.ckpt", tmp_path, new, rows)
+    torch.save({"global_step": 12, "config": old}, tmp_path / "last.ckpt")
+    check_history(tmp_path / "last.ckpt", tmp_path, new, rows)  # extending a run: fine

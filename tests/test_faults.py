@@ -26,6 +26,7 @@ from harness.secrets import redact, redact_files, secret_values
 from tests.conftest import FAST, ROOT, compose
 from tests.wandb_files import config, history_rows, summary
 
+FAST_WANDB = [o for o in FAST if not o.startswith("logger.wandb")]  # FAST turns W&B off
 # SGD with lr 1e30 makes the loss NaN at the second step (the first update overflows the logits).
 DIVERGING = ["data=digits", "model=mlp", "optim=sgd", "optim.lr=1e30", "scheduler=constant",
              "trainer.max_steps=10", "checkpoint_every_n_steps=1"]  # fmt: skip
@@ -41,7 +42,7 @@ def test_divergence_stops_cleanly_keeps_the_last_good_checkpoint_and_exits_3(
     tmp_path: Path,
 ) -> None:
     run_dir = tmp_path / "run"
-    args = [*FAST, *DIVERGING, "logger.wandb.mode=offline", f"hydra.run.dir={run_dir}"]
+    args = [*FAST_WANDB, *DIVERGING, "logger.wandb.mode=offline", f"hydra.run.dir={run_dir}"]
     out = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)  # fmt: skip
     assert out.returncode == 3, out.stderr[-2000:]
@@ -126,7 +127,7 @@ def test_wandb_failure_falls_back_to_offline_and_loses_nothing(
     monkeypatch.setenv("WANDB_BASE_URL", url)
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    cfg = compose([*FAST, "data=digits", "model=mlp", "logger.wandb.mode=online",
+    cfg = compose([*FAST_WANDB, "data=digits", "model=mlp", "logger.wandb.mode=online",
                    "logger.wandb.init_timeout=2"])  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="harness.wandb_logger"):
         results = train(cfg, tmp_path)
@@ -147,7 +148,7 @@ def test_secrets_from_the_environment_reach_no_record(
     monkeypatch.setenv("HARNESS_TEST_TOKEN", SECRET)
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)  # offline: used by nothing, recorded nowhere
     monkeypatch.setattr(sys, "argv", ["train.py", f"logger.wandb.tags=[{SECRET}]"])
-    cfg = compose([*FAST, "data=digits", "model=mlp", "logger.wandb.mode=offline",
+    cfg = compose([*FAST_WANDB, "data=digits", "model=mlp", "logger.wandb.mode=offline",
                    "+notes=${oc.env:HARNESS_TEST_TOKEN}", f"logger.wandb.tags=[{SECRET}]"])  # fmt: skip
     results = train(cfg, tmp_path)
     assert results["status"] == "finished"
