@@ -42,7 +42,12 @@ class LoaderPosition(L.Callback):
     one-batch prefetch would make it one ahead."""
 
     def on_train_batch_end(
-        self, trainer: L.Trainer, outputs: Any, batch: Any, batch_idx: int
+        self,
+        trainer: L.Trainer,
+        module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
     ) -> None:
         state = trainer.train_dataloader.state_dict()
         assert state == {"epoch": trainer.current_epoch, "next_batch": batch_idx + 1}, (

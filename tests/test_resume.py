@@ -53,10 +53,11 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     return results, (run_dir / "metrics.csv").read_text()
 
 
-def kill_arg(sig: str, step: int, hook: str = "train_batch_end") -> str:
-    return (
-        f"+callbacks.kill={{_target_:tests.probes.SignalAt,signal:{sig},step:{step},hook:{hook}}}"
-    )
+def kill_arg(sig: str, step: int, run_dir: Path, hook: str = "train_batch_end") -> str:
+    """A probe that sends `sig` at `step`, once: the same config then resumes to the end."""
+    marker = run_dir.parent / f"{run_dir.name}-signalled"
+    return (f"+callbacks.kill={{_target_:tests.probes.SignalAt,signal:{sig},step:{step},"
+            f"marker:'{marker}',hook:{hook}}}")  # fmt: skip
 
 
 def cli(*args: str, **popen: object) -> subprocess.Popen:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,19 @@ BLOCK = 32 * 1024
 INTERNAL = {"_step", "_runtime", "_timestamp", "trainer/global_step"}
 
 
-def records(path: Path) -> Iterator[Any]:
+def records(path: Path, timeout: float = 60) -> Iterator[Any]:
+    """The records of a finished run's file. W&B writes it from its own service process, which
+    may still be flushing when the run's process has returned from wandb.finish: wait for the
+    exit record."""
+    deadline = time.time() + timeout
+    while True:
+        found = list(_read(path))
+        if any(r.WhichOneof("record_type") == "exit" for r in found) or time.time() > deadline:
+            return iter(found)
+        time.sleep(0.2)
+
+
+def _read(path: Path) -> Iterator[Any]:
     data = path.read_bytes()
     assert data[:4] == b":W&B", path
     pos, pieces = 7, b""
