@@ -95,8 +95,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "resumed_from": str(resume_from) if resume_from else None,
     }
     ckpt_dir = run_dir / "checkpoints"
-    # The rows an earlier attempt logged after the checkpoint this run resumes from: replayed now,
-    # so neither logger records them again.
+    # The rows earlier attempts of this run logged. Those of the steps between the checkpoint and
+    # the kill are replayed now; neither logger records them again.
     earlier = logged_rows(run_dir / METRICS_FILE) if resume_from else None
     if resume_from is not None:
         check_history(resume_from, run_dir, config, earlier)
