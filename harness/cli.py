@@ -111,6 +111,8 @@ def check_overrides(overrides: list[str]):
         raise ConfigError(f"{_unparsable(overrides)}: {e}".replace("\n", " ").strip()) from None
     except HydraException as e:
         raise ConfigError(explain_composition_error(e, overrides)) from None
+    except Exception as e:  # anything else composing raises is still about the overrides
+        raise ConfigError(str(e).replace("\n", " ").strip()) from None
     HydraConfig.instance().set_config(cfg)
     choices, values = _split(overrides)
     try:
