@@ -2,7 +2,8 @@
 
 Mode, first match wins: logger.wandb.mode if set; $WANDB_MODE if set; "online" when an API key is
 configured ($WANDB_API_KEY, an identity-token file, or a ~/.netrc entry for the W&B host); else
-"offline", whose files land in RUN_DIR/wandb/offline-run-*/ for a later `wandb sync`.
+"offline", whose files land in RUN_DIR/wandb/offline-run-*/ for a later `wandb sync`. Online
+mode that cannot start (server unreachable, key rejected) falls back to offline.
 """
 
 from __future__ import annotations
