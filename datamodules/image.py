@@ -13,7 +13,7 @@ import lightning as L
 import torch
 
 from datamodules.augment import normalize, random_crop, random_flip
-from datamodules.tensor_loader import Batch, TensorLoader
+from datamodules.tensor_loader import Batch, TensorLoader, trainer_loader
 
 # split name -> (images uint8 (N, C, H, W), labels int64 (N,))
 Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
@@ -82,20 +82,11 @@ class ImageDataModule(L.LightningDataModule):
         return self.splits[name]
 
     def _loader(self, split: str, train: bool) -> TensorLoader:
-        trainer = self.trainer
-        # Lightning's overfit_batches means "the same few batches every epoch": no shuffling.
-        overfit = bool(trainer and trainer.overfit_batches)
-        return TensorLoader(
-            self._split(split),
-            self.batch_size,
-            shuffle=train and not overfit,
-            drop_last=train,  # a last batch of 1 image would break BatchNorm
-            seed=self.seed,
-            transform=self.train_transform if train else self.eval_transform,
-            device=trainer.strategy.root_device if trainer else "cpu",
-            rank=trainer.global_rank if trainer else 0,
-            world_size=trainer.world_size if trainer else 1,
-        )
+        transform = self.train_transform if train else self.eval_transform
+        return trainer_loader(
+            self.trainer, self._split(split), self.batch_size, train=train, seed=self.seed,
+            transform=transform,
+        )  # fmt: skip
 
     def train_transform(self, batch: Batch, g: torch.Generator) -> Batch:
         x, y = batch

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -124,3 +125,29 @@ class TensorLoader:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.sampler.set_epoch(state["epoch"])
         self._resume_at = (state["epoch"], state["next_batch"])
+
+
+def trainer_loader(
+    trainer: Any,
+    tensors: Sequence[torch.Tensor],
+    batch_size: int,
+    *,
+    train: bool,
+    seed: int,
+    transform: Transform | None = None,
+) -> TensorLoader:
+    """A TensorLoader on `trainer`'s device and shard of the data (no trainer: CPU, one process).
+    Training batches are shuffled and the last partial one dropped (a batch of one would break
+    BatchNorm), except under overfit_batches, which means the same few batches every epoch."""
+    overfit = bool(trainer and trainer.overfit_batches)
+    return TensorLoader(
+        tensors,
+        batch_size,
+        shuffle=train and not overfit,
+        drop_last=train,
+        seed=seed,
+        transform=transform,
+        device=trainer.strategy.root_device if trainer else "cpu",
+        rank=trainer.global_rank if trainer else 0,
+        world_size=trainer.world_size if trainer else 1,
+    )

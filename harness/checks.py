@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from harness.build import (
@@ -71,17 +73,65 @@ def check_values(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} must be {allowed}, got {value!r}")
 
 
-def check_fit(cfg: DictConfig) -> None:
-    """The model takes the kind of input the data gives (images, tokens)."""
-    data_cls, model_cls = target_class(cfg.data), target_class(cfg.model)
-    data_kind = getattr(data_cls, "input_kind", None)
-    model_kind = getattr(model_cls, "input_kind", None)
-    if data_kind != model_kind:
-        data_name, model_name = _choice(cfg, "data"), _choice(cfg, "model")
-        raise ConfigError(
-            f"model={model_name} takes {model_kind} inputs but data={data_name} gives {data_kind}s. "
-            f"Models that take {data_kind}s: {', '.join(models_for(data_kind)) or 'none'}."
+# What a task predicts and what a dataset holds to predict: "class" (one label per example) or
+# "tokens" (the tokens of a text corpus). Classes say theirs with the attribute `target_kind`;
+# models list what they can output in `outputs`. Classes without them are image classifiers.
+PREDICTS = {"class": "a class per example", "tokens": "the tokens of a text corpus"}
+HOLDS = {"class": "labelled examples", "tokens": "a text corpus without labels"}
+
+
+def _target_kind(cls: type) -> str:
+    return getattr(cls, "target_kind", "class")
+
+
+def _sees_ahead(model_cls: type, model_cfg: Any) -> bool:
+    """Whether each position of the model's output sees the positions after it."""
+    return bool(model_cfg.get("bidirectional", getattr(model_cls, "bidirectional", False)))
+
+
+def fit_problem(data_cls: type, task_cls: type, model_cls: type, model_cfg: Any) -> str | None:
+    """Why this model cannot learn this task on this data, with `{data}`, `{task}`, `{model}`
+    for the option names; None when it can."""
+    gives, takes = getattr(data_cls, "input_kind", None), getattr(model_cls, "input_kind", None)
+    if gives != takes:
+        return f"model={{model}} takes {takes} inputs but data={{data}} gives {gives}s."
+    held, wanted = _target_kind(data_cls), _target_kind(task_cls)
+    if held != wanted:
+        return f"task={{task}} predicts {PREDICTS[wanted]} but data={{data}} holds {HOLDS[held]}."
+    if wanted not in getattr(model_cls, "outputs", ("class",)):
+        return f"model={{model}} cannot predict {PREDICTS[wanted]}, which task={{task}} needs."
+    if getattr(task_cls, "causal", False) and _sees_ahead(model_cls, model_cfg):
+        how = "with model.bidirectional=true " if "bidirectional" in model_cfg else ""
+        return (
+            f"model={{model}} {how}sees the tokens after each position, and task={{task}} "
+            "predicts each token from the ones before it (task=mlm takes such models)."
         )
+    return None
+
+
+def check_fit(cfg: DictConfig) -> None:
+    """The model takes the data's inputs (images, tokens) and can make the task's predictions,
+    and the task predicts what the data holds (a class per example, or the tokens of a corpus)."""
+    data_cls, task_cls, model_cls = (
+        target_class(cfg.data),
+        target_class(cfg.task.module),
+        target_class(cfg.model),
+    )
+    problem = fit_problem(data_cls, task_cls, model_cls, cfg.model)
+    if problem is None:
+        return
+    names = {group: _choice(cfg, group) for group in ("data", "task", "model")}
+    if _target_kind(data_cls) != _target_kind(task_cls):
+        tasks = _options(
+            "task", lambda t: _target_kind(get_class(t.module._target_)) == _target_kind(data_cls)
+        )
+        hint = f"Tasks for data={names['data']}: {', '.join(tasks) or 'none'}."
+    else:
+        models = _options(
+            "model", lambda m: fit_problem(data_cls, task_cls, get_class(m._target_), m) is None
+        )
+        hint = f"Models for task={names['task']} on data={names['data']}: {', '.join(models) or 'none'}."
+    raise ConfigError(f"{problem.format(**names)} {hint}")
 
 
 def _choice(cfg: DictConfig, group: str) -> str:
@@ -89,20 +139,16 @@ def _choice(cfg: DictConfig, group: str) -> str:
         from hydra.core.hydra_config import HydraConfig
 
         return HydraConfig.get().runtime.choices[group]
-    return str(cfg[group].get("_target_", group))
+    node = cfg.task.module if group == "task" else cfg[group]
+    return str(node.get("_target_", group))
 
 
-def models_for(kind: str | None) -> list[str]:
-    """Options of the model group whose network takes `kind` inputs."""
-    from pathlib import Path
-
-    from hydra.utils import get_class
-
+def _options(group: str, fits: Callable[[DictConfig], bool]) -> list[str]:
+    """The options of a config group (conf/<group>/*.yaml) for which fits(option's config)."""
     names = []
-    for path in sorted((Path(__file__).parent.parent / "conf" / "model").glob("*.yaml")):
-        target = OmegaConf.load(path).get("_target_")
-        with contextlib.suppress(Exception):
-            if target and getattr(get_class(target), "input_kind", None) == kind:
+    for path in sorted((Path(__file__).parent.parent / "conf" / group).glob("*.yaml")):
+        with contextlib.suppress(Exception):  # an option that does not load fits nothing
+            if fits(OmegaConf.load(path)):
                 names.append(path.stem)
     return names
 

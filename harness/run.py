@@ -153,7 +153,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         results.update(metrics_of(trainer))
-        if cfg.test and best_checkpoint.best_model_path:
+        has_test = getattr(datamodule, "has_test_split", True)  # Tiny Shakespeare has none
+        if cfg.test and not has_test:
+            log.info("data=%s has no test split: nothing to test", cfg.data._target_)
+        if cfg.test and has_test and best_checkpoint.best_model_path:
             trainer.test(
                 module, datamodule=datamodule, ckpt_path="best", weights_only=True, verbose=False
             )

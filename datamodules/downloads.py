@@ -1,0 +1,52 @@
+"""Published dataset files: fetched from their source on first use, checked against the checksum
+the source publishes, and never modified afterwards (tokenised copies go to token_cache)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from torchvision.datasets.utils import calculate_md5, download_url
+
+from datamodules.errors import DatasetError
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str  # the file's name in the dataset's folder
+    url: str
+    md5: str
+
+
+def fetch(folder: Path, files: Sequence[RemoteFile], dataset: str) -> None:
+    """Download the files that are not in `folder` yet (torchvision checks each download's md5)."""
+    for f in files:
+        if (folder / f.name).exists():
+            continue
+        try:
+            download_url(f.url, str(folder), f.name, f.md5)
+        except Exception as e:  # no network, HTTP errors, a checksum mismatch
+            raise DatasetError(
+                f"could not download {dataset} from {f.url} into {folder}: {e}"
+            ) from e
+
+
+def require(folder: Path, files: Sequence[RemoteFile], dataset: str, download: bool) -> None:
+    missing = [f.name for f in files if not (folder / f.name).exists()]
+    if missing:
+        hint = "" if download else " (data.download=false)"
+        raise DatasetError(
+            f"{dataset} not found: {folder} lacks {', '.join(missing)}{hint}. Set data.root (or "
+            f"DATA_DIR) to the folder holding {folder.name}/, or allow data.download=true."
+        )
+
+
+def verify(folder: Path, files: Sequence[RemoteFile]) -> None:
+    for f in files:
+        if calculate_md5(folder / f.name) != f.md5:
+            raise DatasetError(
+                f"{folder / f.name} is corrupt (its md5 differs from the published file's, "
+                f"{f.md5}): delete it and run again to download it afresh, or set data.verify=false "
+                "for a file you changed on purpose."
+            )

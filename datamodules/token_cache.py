@@ -1,0 +1,55 @@
+"""Tokenised tensors kept on disk, so that a dataset is read, checked and tokenised once.
+
+One file per (dataset folder, settings) under the cache folder. It holds the tensors and the size
+and modification time of every source file they came from; when a source file changes, the next
+run rebuilds the tensors (and checks the file's checksum again). Saved with torch.save and read
+with weights_only=True: tensors, lists and strings only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+FORMAT = 1  # bump when what a datamodule stores changes meaning
+
+
+def cache_file(cache_dir: str | Path, dataset: str, folder: Path, settings: dict[str, Any]) -> Path:
+    key = json.dumps([FORMAT, str(folder.resolve()), settings], sort_keys=True)
+    return Path(cache_dir) / f"{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
+def source_state(files: Sequence[Path]) -> list[list[Any]]:
+    return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+
+
+def cached(path: Path | None, sources: Sequence[Path], build: Callable[[], Any]) -> Any:
+    """build()'s result, from `path` if it was built from these very source files; else built
+    now and stored there (a failure to store only costs the next run the rebuild)."""
+    state = source_state(sources)
+    if path is not None and path.is_file():
+        try:
+            stored = torch.load(path, weights_only=True)
+        except Exception as e:  # a truncated or foreign file: rebuild it
+            log.warning("ignoring unreadable cache file %s (%s)", path, e)
+        else:
+            if stored.get("sources") == state:
+                return stored["data"]
+    data = build()
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save({"sources": state, "data": data}, tmp)
+            os.replace(tmp, path)  # atomic: a concurrent run reads the old file or the new one
+        except OSError as e:
+            log.warning("could not write the token cache %s (%s)", path, e)
+    return data
