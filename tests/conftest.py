@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import write_cifar10, write_mnist
+from tests.fixtures import write_cifar10, write_mnist, write_text_datasets
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("WANDB_MODE", "disabled")  # tests never talk to W&B unless they ask
@@ -14,11 +14,13 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One folder holding fixture CIFAR-10, MNIST and Fashion-MNIST in torchvision's layouts."""
+    """One folder holding fixture CIFAR-10, MNIST and Fashion-MNIST in torchvision's layouts, and
+    every text dataset in its published format."""
     root = tmp_path_factory.mktemp("data")
     write_cifar10(root)
     write_mnist(root, "MNIST")
     write_mnist(root, "FashionMNIST", seed=1)
+    write_text_datasets(root)
     return root
 
 
@@ -50,10 +52,25 @@ FAST = [
 ]
 
 
+# Text data options and the overrides that fit them to the fixture files.
+TEXT_DATA = {
+    "shakespeare_char": ["data.block_size=16"],
+    "ptb": ["data.block_size=8"],
+    "wikitext2": ["data.block_size=8"],
+    "sst2": [],
+    "imdb": ["data.val_size=6"],
+    "ag_news": ["data.val_size=8"],
+}
+
+
 def fixture_overrides(data: str, data_root: Path) -> list[str]:
-    """Point a data option at the fixture files (tiny splits, downloads and checksums off)."""
+    """Point a data option at the fixture files (tiny splits, downloads and checksums off; text
+    data without the token cache, which tests of the cache turn on themselves)."""
     if data == "digits":
         return ["data=digits"]
+    if data in TEXT_DATA:
+        return [f"data={data}", f"data.root={data_root}", "data.download=false", "data.verify=false",
+                "data.cache_dir=null", "data.batch_size=4", *TEXT_DATA[data]]  # fmt: skip
     extra = ["data.verify=false"] if data == "cifar10" else []
     return [
         f"data={data}",

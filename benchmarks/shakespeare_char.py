@@ -1,0 +1,144 @@
+"""nanoGPT's shakespeare_char CPU run, through the harness and as a plain PyTorch loop, side by side.
+
+Both use the same config (experiment=shakespeare_char_cpu), the same GPT code, the same batches
+(the datamodule's TensorLoader with the same seed), the same AdamW parameter groups, schedule and
+gradient clipping, and both measure the validation loss the same way (every 250 steps, over the
+whole validation split). The plain loop is what nanoGPT's train.py does, without Lightning.
+
+    python benchmarks/shakespeare_char.py data.root=../shared/data [OVERRIDES...]
+
+Prints the final validation loss, wall time and training tokens per second of each, and the
+harness/plain throughput ratio; writes them to benchmarks/results/shakespeare_char.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def plain_loop(cfg) -> dict:
+    """nanoGPT's training loop on the harness's parts, with no Lightning."""
+    import lightning as L
+    import torch
+    import torch.nn.functional as F
+
+    from harness.build import (
+        build_datamodule,
+        build_net,
+        build_optimizer_factory,
+        build_scheduler_factory,
+    )
+    from lightning_modules.base import param_groups
+
+    started = time.perf_counter()
+    L.seed_everything(cfg.seed, verbose=False)  # the harness's order: seed, data, then the model
+    dm = build_datamodule(cfg)
+    dm.prepare_data()
+    dm.setup("fit")
+    net = build_net(cfg, dm.dims)
+    optimizer = build_optimizer_factory(cfg)(param_groups(net, cfg.decay_norm_and_bias))
+    steps = cfg.trainer.max_steps
+    scheduler = build_scheduler_factory(cfg)(optimizer, total_steps=steps)
+    clip, every = cfg.trainer.gradient_clip_val, cfg.trainer.val_check_interval
+
+    @torch.no_grad()
+    def val_loss() -> float:
+        net.eval()
+        total, count = 0.0, 0
+        for x, y in dm.val_dataloader():
+            total += F.cross_entropy(net(x).flatten(0, 1), y.flatten(), reduction="sum").item()
+            count += y.numel()
+        net.train()
+        return total / count
+
+    loader, step, epoch, losses = dm.train_dataloader(), 0, 0, []
+    net.train()
+    while step < steps:
+        loader.sampler.set_epoch(epoch)
+        for x, y in loader:
+            loss = F.cross_entropy(net(x).flatten(0, 1), y.flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            if step % every == 0 or step == steps:
+                losses.append((step, val_loss()))
+            if step == steps:
+                break
+        epoch += 1
+    return {"val/loss": losses[-1][1], "val_curve": losses, "wall_s": time.perf_counter() - started}
+
+
+def harness_run(cfg) -> dict:
+    from harness.run import train
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as run_dir:
+        results = train(cfg, run_dir)
+    return {"val/loss": results["val/loss"], "wall_s": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument(
+        "--out", default=str(ROOT / "benchmarks" / "results" / "shakespeare_char.json")
+    )
+    args, overrides = parser.parse_known_args()
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    overrides = [
+        "experiment=shakespeare_char_cpu",
+        "logger=csv",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        *overrides,
+    ]
+    cfg = compose(overrides)
+    tokens = cfg.trainer.max_steps * cfg.data.batch_size * cfg.data.block_size
+    runs = {"plain PyTorch": plain_loop(cfg), "harness": harness_run(cfg)}
+    print(f"\n{cfg.trainer.max_steps} steps x {cfg.data.batch_size} x {cfg.data.block_size} tokens, "
+          f"{args.threads} thread(s)")  # fmt: skip
+    print(f"{'':15} {'val/loss':>9} {'wall s':>8} {'tokens/s':>9}")
+    for name, r in runs.items():
+        r["tokens_per_s"] = tokens / r["wall_s"]
+        print(f"{name:15} {r['val/loss']:9.4f} {r['wall_s']:8.1f} {r['tokens_per_s']:9.0f}")
+    ratio = runs["harness"]["tokens_per_s"] / runs["plain PyTorch"]["tokens_per_s"]
+    print(f"harness / plain throughput: {ratio:.3f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"overrides": overrides, "threads": args.threads, "tokens": tokens, "runs": runs}
+    out.write_text(json.dumps({**record, "throughput_ratio": ratio}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
