@@ -84,6 +84,10 @@ def _target_kind(cls: type) -> str:
     return getattr(cls, "target_kind", "class")
 
 
+def _plural(kind: str | None) -> str:
+    return f"{kind}s" if kind and not kind.endswith("s") else str(kind)
+
+
 def _sees_ahead(model_cls: type, model_cfg: Any) -> bool:
     """Whether each position of the model's output sees the positions after it."""
     return bool(model_cfg.get("bidirectional", getattr(model_cls, "bidirectional", False)))
@@ -94,7 +98,7 @@ def fit_problem(data_cls: type, task_cls: type, model_cls: type, model_cfg: Any)
     for the option names; None when it can."""
     gives, takes = getattr(data_cls, "input_kind", None), getattr(model_cls, "input_kind", None)
     if gives != takes:
-        return f"model={{model}} takes {takes} inputs but data={{data}} gives {gives}s."
+        return f"model={{model}} takes {_plural(takes)} but data={{data}} gives {_plural(gives)}."
     held, wanted = _target_kind(data_cls), _target_kind(task_cls)
     if held != wanted:
         return f"task={{task}} predicts {PREDICTS[wanted]} but data={{data}} holds {HOLDS[held]}."

@@ -21,8 +21,21 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((ROOT / "conf" / g).glob(
 def test_the_documented_options_exist() -> None:
     have = set(OPTIONS)
     required = {
-        "data": ["cifar10", "mnist", "fashion_mnist", "digits"],
-        "model": ["resnet", "cnn", "mlp"],
+        "task": ["classify", "lm", "mlm"],
+        "data": [
+            "cifar10",
+            "mnist",
+            "fashion_mnist",
+            "digits",
+            "shakespeare_char",
+            "ptb",
+            "wikitext2",
+            "sst2",
+            "imdb",
+            "ag_news",
+        ],
+        "model": ["resnet", "cnn", "mlp", "gpt", "gru", "lstm", "textcnn", "transformer"],
+        "experiment": ["shakespeare_char_cpu", "sst2_textcnn"],
         "optim": ["sgd", "momentum", "nesterov", "adam", "adamw", "adagrad", "adadelta", "rmsprop"],
         "scheduler": ["constant", "cosine", "warmup_cosine", "step", "onecycle", "plateau"],
         "trainer": ["default"],
@@ -32,12 +45,24 @@ def test_the_documented_options_exist() -> None:
     assert not missing
 
 
+# Options that need others to make a run that fits (an image model with image data, a text task
+# with a text corpus...). Building a datamodule downloads nothing, so any data option will do.
+PARTNERS = {
+    **{("model", m): ["data=digits"] for m in ("resnet", "cnn", "mlp")},
+    ("model", "gpt"): ["data=ptb"],
+    **{("model", m): ["data=sst2"] for m in ("gru", "lstm", "textcnn", "transformer")},
+    **{
+        ("data", d): ["model=gru"]
+        for d in ("shakespeare_char", "ptb", "wikitext2", "sst2", "imdb", "ag_news")
+    },
+    ("task", "lm"): ["data=ptb", "model=gpt"],
+    ("task", "mlm"): ["data=ptb", "model=transformer"],
+}
+
+
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_passes_checks(group: str, option: str) -> None:
-    overrides = [f"{group}={option}"]
-    if group == "model":
-        overrides.append("data=digits")  # no download needed to build anything
-    cfg = compose(overrides)
+    cfg = compose([f"{group}={option}", *PARTNERS.get((group, option), [])])
     OmegaConf.resolve(cfg)  # every interpolation resolves
     check_config(cfg)
 
@@ -113,6 +138,7 @@ def test_cfg_job_prints_the_composed_config() -> None:
         ("trainer.max_epochs=1.5", "trainer.max_epochs must be an integer"),
         ("scheduler.warmup_fraction=2", "scheduler.warmup_fraction must be in [0, 1)"),
         ("trainer.precision=17", "Allowed precision values"),
+        ("model=textcnn", "model=textcnn takes tokens but data=digits gives images"),
     ],
 )
 def test_bad_override_is_one_clear_line_and_leaves_no_run_dir(
