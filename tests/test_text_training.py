@@ -164,3 +164,28 @@ def test_data_picks_its_task_and_the_command_line_wins() -> None:
     assert compose(["data=ptb", "task=mlm"]).task.module._target_.endswith("MaskedLM")
     assert compose(["data=sst2"]).task.module._target_.endswith("Classifier")
     check_config(compose(["data=ptb", "task=mlm", "model=transformer"]))
+
+
+def test_a_checkpoint_alone_is_enough_to_sample(
+    data_root: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import sample
+    from datamodules.text import TextDataModule
+
+    run(tmp_path, "shakespeare_char", data_root, ["model=gpt", *SMALL["gpt"]])
+    monkeypatch.setattr(TextDataModule, "setup", lambda *a: pytest.fail("sampling read the data"))
+    sample.main(
+        [
+            str(tmp_path / "checkpoints" / "best.ckpt"),
+            "--prompt",
+            "ROMEO:",
+            "--tokens",
+            "25",
+            "--num",
+            "2",
+        ]
+    )
+    texts = capsys.readouterr().out.split("\n---\n")[:2]
+    assert len(texts) == 2 and all(t.startswith("ROMEO:") and len(t) >= 6 + 25 for t in texts), (
+        texts
+    )
