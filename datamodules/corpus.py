@@ -79,6 +79,8 @@ class CorpusDataModule(TextDataModule):
     @property
     def dims(self) -> dict[str, Any]:
         assert self.vocab is not None, "call setup() first"
+        for split in self.splits or {}:
+            self._block_count(split, train=split == "train")  # every split fills a block
         return {
             "vocab_size": len(self.vocab),
             "block_size": self.block_size,
@@ -87,18 +89,23 @@ class CorpusDataModule(TextDataModule):
             "mask_index": self.vocab.index[MASK],
         }
 
-    def _loader(self, split: str, train: bool) -> TensorLoader:
-        (corpus,) = self._split(split)
-        size, t = len(corpus), self.block_size
-        # Training offsets k*T + (0..T-1) and evaluation offsets k*T must leave T+1 tokens.
+    def _block_count(self, split: str, train: bool) -> int:
+        """Training offsets k*T + (0..T-1) and evaluation offsets k*T must leave T+1 tokens."""
+        size, t = len(self._split(split)[0]), self.block_size
         count = (size - t) // t if train else (size - 1) // t
         if count < 1:
             raise ValueError(
                 f"data.block_size={t} leaves no block in the {split} split of {self.name} "
                 f"({size} tokens): use a smaller data.block_size"
             )
+        return count
+
+    def _loader(self, split: str, train: bool) -> TensorLoader:
+        (corpus,) = self._split(split)
+        t = self.block_size
+        starts = torch.arange(self._block_count(split, train)) * t
         loader = trainer_loader(
-            self.trainer, (torch.arange(count) * t,), self.batch_size, train=train, seed=self.seed
+            self.trainer, (starts,), self.batch_size, train=train, seed=self.seed
         )
         # Random offsets exactly when the order is random (not for evaluation, nor under
         # overfit_batches, which wants the same batches every epoch).

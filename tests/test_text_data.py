@@ -86,7 +86,9 @@ def test_corpus_batches_are_blocks_and_their_next_tokens(data_root: Path) -> Non
 def test_block_longer_than_a_split_is_refused(data_root: Path) -> None:
     dm = TinyShakespeare(str(data_root), 4, block_size=100_000, **OFF)
     dm.setup()
-    with pytest.raises(ValueError, match=r"data.block_size=100000 leaves no block"):
+    with pytest.raises(ValueError, match=r"data.block_size=100000 leaves no block in the train"):
+        dm.dims  # noqa: B018 (train() reads dims first, turning this into a one-line config error)
+    with pytest.raises(ValueError, match=r"data.block_size=100000 leaves no block in the val"):
         dm.val_dataloader()
 
 
