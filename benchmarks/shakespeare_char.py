@@ -8,8 +8,7 @@ whole validation split). The plain loop is what nanoGPT's train.py does, without
     python benchmarks/shakespeare_char.py data.root=../shared/data [OVERRIDES...]
 
 Prints the final validation loss, the wall time and CPU time (this process, all threads) and the
-training tokens per second of each, and the harness/plain throughput ratio by both clocks; writes
-them to benchmarks/results/shakespeare_char.json. On a machine shared with other jobs the wall
+training tokens per second of each, and the harness/plain throughput ratio by both clocks (--out FILE: also as JSON). On a machine shared with other jobs the wall
 time moves with their load; the CPU time much less, so the ratio by CPU time is the steadier one.
 """
 
@@ -149,10 +148,11 @@ def main() -> None:
     print(
         f"harness / plain throughput: {ratio['wall']:.3f} by wall time, {ratio['cpu']:.3f} by CPU time"
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"overrides": overrides, "threads": args.threads, "tokens": tokens, "runs": runs}
-    out.write_text(json.dumps({**record, "throughput_ratio": ratio}, indent=2) + "\n")
+    if args.out:
+        record = {"overrides": overrides, "threads": args.threads, "tokens": tokens, "runs": runs}
+        Path(args.out).write_text(
+            json.dumps({**record, "throughput_ratio": ratio}, indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":
