@@ -77,8 +77,8 @@ def test_good_sweep_overrides_pass_and_give_the_resolved_config() -> None:
 def test_a_model_that_cannot_take_the_data_is_refused() -> None:
     with pytest.raises(ConfigError) as error:
         check_overrides(["data=digits", "model._target_=tests.fixtures.TokenModel"])
-    assert "takes tokens inputs but data=digits gives images" in str(error.value)
-    assert "Models that take images: cnn, mlp, resnet" in str(error.value)
+    assert "takes tokens but data=digits gives images" in str(error.value)
+    assert "Models for task=classify on data=digits: cnn, mlp, resnet" in str(error.value)
 
 
 # --- data -------------------------------------------------------------------------------------
