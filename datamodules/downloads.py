@@ -27,6 +27,7 @@ def fetch(folder: Path, files: Sequence[RemoteFile], dataset: str) -> None:
         try:
             download_url(f.url, str(folder), f.name, f.md5)
         except Exception as e:  # no network, HTTP errors, a checksum mismatch
+            (folder / f.name).unlink(missing_ok=True)  # never leave a file the next run would trust
             raise DatasetError(
                 f"could not download {dataset} from {f.url} into {folder}: {e}"
             ) from e

@@ -205,3 +205,52 @@ def test_vocabulary_travels_in_the_state_and_must_match(data_root: Path) -> None
     other.setup()
     with pytest.raises(DatasetError, match="vocabulary"):
         other.load_state_dict(state)
+
+
+@pytest.fixture
+def http_server(data_root: Path):
+    """The fixture files served over HTTP on localhost: the download path end to end, no network."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(data_root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_download_fetches_the_published_files_and_checks_them(
+    data_root: Path, tmp_path: Path, http_server: str
+) -> None:
+    from torchvision.datasets.utils import calculate_md5
+
+    from datamodules.downloads import RemoteFile
+
+    source = data_root / "sst2"
+    published = tuple(
+        RemoteFile(f.name, f"{http_server}/sst2/{f.name}", calculate_md5(source / f.name))
+        for f in SST2.files
+    )
+
+    class Served(SST2):
+        files = published
+
+    dm = Served(str(tmp_path / "root"), 4, download=True, verify=True)
+    dm.prepare_data()
+    dm.setup()
+    got = (tmp_path / "root" / "sst2" / "stsa.binary.dev").read_bytes()
+    assert got == (source / "stsa.binary.dev").read_bytes()
+    assert len(dm.splits["val"][2]) == 16
+
+    class Tampered(SST2):  # the server's file no longer matches the published checksum
+        files = (RemoteFile("stsa.binary.train", published[0].url, "0" * 32),)
+
+    with pytest.raises(DatasetError, match=r"could not download SST-2 from http://127"):
+        Tampered(str(tmp_path / "other"), 4).prepare_data()
+    assert not (tmp_path / "other" / "sst2" / "stsa.binary.train").exists()
