@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -55,6 +56,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: _is_number(v) and v > 0,
         "a positive number of seconds",
     ),
+    "pretrained": (
+        lambda v: v is None or (isinstance(v, str) and Path(v).is_file()),
+        "null or the path of a checkpoint file",
+    ),
+    "finetune": (lambda v: v in ("full", "linear"), "full or linear"),
 }
 
 
@@ -94,8 +100,6 @@ def _choice(cfg: DictConfig, group: str) -> str:
 
 def models_for(kind: str | None) -> list[str]:
     """Options of the model group whose network takes `kind` inputs."""
-    from pathlib import Path
-
     from hydra.utils import get_class
 
     names = []
