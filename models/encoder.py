@@ -38,7 +38,9 @@ def load_encoder(net: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
         if keys
     ]
     if problems:
-        raise ValueError("its encoder does not fit this network; " + "; ".join(problems))
+        raise ValueError(
+            "; ".join(problems)
+        )  # e.g. "missing: a, b; shape: c (8,) there, (4,) here"
     net.load_state_dict(theirs, strict=False)  # every key but the head's, checked above
 
 

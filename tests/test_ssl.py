@@ -83,20 +83,19 @@ def test_encoder_loads_by_name_and_the_head_stays_new(pretrained: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("override", "message"),
+    ("overrides", "message"),
     [
-        ("model.width=8", r"shape: stem\.0\.weight \(16, 1, 3, 3\) there, \(8, 1, 3, 3\) here"),
-        ("model.blocks=[1,1]", r"unexpected: stages\.2\."),
-        (
-            "model=cnn",
-            r"models\.resnet\.ResNet trained by .*RotationPrediction.*missing: encoder\.",
-        ),
+        (["experiment=ssl_finetune", "model.width=8"],
+         r"shape: stem\.0\.weight \(16, 1, 3, 3\) there, \(8, 1, 3, 3\) here"),
+        (["experiment=ssl_finetune", "model.blocks=[1,1]"], r"unexpected: stages\.2\."),
+        (["data=digits", "model=cnn"],
+         r"models\.resnet\.ResNet trained by .*RotationPrediction.*missing: encoder\."),
     ],
-)
+)  # fmt: skip
 def test_an_encoder_that_does_not_fit_is_a_clear_error(
-    pretrained: Path, override: str, message: str
+    pretrained: Path, overrides: list[str], message: str
 ) -> None:
-    cfg = compose(["experiment=ssl_finetune", f"pretrained={pretrained}", override])
+    cfg = compose([*overrides, f"pretrained={pretrained}"])
     with pytest.raises(ConfigError, match=message) as error:
         build_net(cfg, {"in_channels": 1, "image_size": 8, "num_classes": 10})
     assert len(str(error.value)) < 400 and "\n" not in str(error.value)
