@@ -61,9 +61,10 @@ class CIFAR10DataModule(ImageDataModule):
         split_seed: int = 0,
         augment: bool = True,
         verify: bool = True,
+        label_fraction: float = 1.0,
         seed: int = 0,
     ) -> None:
-        super().__init__(batch_size, augment=augment, seed=seed)
+        super().__init__(batch_size, augment=augment, label_fraction=label_fraction, seed=seed)
         if not isinstance(val_size, int) or not 0 < val_size < 50000:
             raise ValueError(f"data.val_size must be an integer in [1, 49999], got {val_size!r}")
         self.root = Path(root)

@@ -21,9 +21,10 @@ class DigitsDataModule(ImageDataModule):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         augment: bool = False,
+        label_fraction: float = 1.0,
         seed: int = 0,
     ) -> None:
-        super().__init__(batch_size, augment=augment, seed=seed)
+        super().__init__(batch_size, augment=augment, label_fraction=label_fraction, seed=seed)
         check_fraction("data.test_fraction", test_fraction, allow_zero=False)
         check_fraction("data.val_fraction", val_fraction, allow_zero=False)
         self.test_fraction, self.val_fraction, self.split_seed = (

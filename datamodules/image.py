@@ -42,6 +42,34 @@ def split_off(
     return (images[rest], labels[rest]), (images[held], labels[held])
 
 
+def labelled_subset(
+    images: torch.Tensor, labels: torch.Tensor, fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded, class-stratified `fraction` of (images, labels), in their original order.
+
+    round(fraction * N) samples in all; each class keeps fraction * (its count), rounded by
+    largest remainder so that the shares add up to that total exactly.
+    """
+    total = round(fraction * len(labels))
+    classes, counts = labels.unique(return_counts=True)
+    if total < len(classes):
+        raise ValueError(
+            f"data.label_fraction={fraction} keeps {total} of {len(labels)} training images, fewer "
+            f"than the {len(classes)} classes (use a fraction of at least {len(classes) / len(labels):.4g})"
+        )
+    quota = fraction * counts.double()
+    share = quota.floor().long()
+    extra = total - int(share.sum())  # 0 <= extra < number of classes
+    share[torch.argsort(quota - share, descending=True, stable=True)[:extra]] += 1
+    g = torch.Generator().manual_seed(seed)
+    keep = [
+        torch.nonzero(labels == c).flatten()[torch.randperm(int(n), generator=g)[:k]]
+        for c, n, k in zip(classes.tolist(), counts.tolist(), share.tolist(), strict=True)
+    ]
+    index = torch.cat(keep).sort().values
+    return images[index], labels[index]
+
+
 class ImageDataModule(L.LightningDataModule):
     input_kind: ClassVar[str] = "image"
     mean: ClassVar[tuple[float, ...]]
@@ -49,11 +77,24 @@ class ImageDataModule(L.LightningDataModule):
     class_names: ClassVar[tuple[str, ...]]
     crop_padding: ClassVar[int] = 4  # pixels of zero padding for the random-crop augmentation
 
-    def __init__(self, batch_size: int, *, augment: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self,
+        batch_size: int,
+        *,
+        augment: bool = False,
+        label_fraction: float = 1.0,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         check_positive_int("data.batch_size", batch_size)
+        ok = isinstance(label_fraction, (int, float)) and not isinstance(label_fraction, bool)
+        if not ok or not 0 < label_fraction <= 1:
+            raise ValueError(
+                f"data.label_fraction must be a number in (0, 1], got {label_fraction!r}"
+            )
         self.batch_size = batch_size
         self.augment = augment
+        self.label_fraction = label_fraction
         self.seed = seed
         self.splits: Splits | None = None
 
@@ -62,8 +103,21 @@ class ImageDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits is None:
-            self.splits = self.load_splits()
+        if self.splits is not None:
+            return
+        splits = self.load_splits()
+        if self.label_fraction < 1:
+            # Only the training labels are scarce: validation and test stay whole. The subset is
+            # drawn with the run seed, so seeds differ in which labels they see and the spread
+            # over seeds includes that luck; runs of one seed all see the same subset.
+            train = labelled_subset(*splits["train"], self.label_fraction, self.seed)
+            if len(train[1]) < self.batch_size:
+                raise ValueError(
+                    f"data.label_fraction={self.label_fraction} keeps {len(train[1])} training "
+                    f"images, fewer than one batch (data.batch_size={self.batch_size})"
+                )
+            splits["train"] = train
+        self.splits = splits
 
     @property
     def dims(self) -> dict[str, object]:

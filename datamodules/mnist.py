@@ -52,9 +52,10 @@ class MNISTDataModule(ImageDataModule):
         split_seed: int = 0,
         augment: bool = False,
         verify: bool = True,
+        label_fraction: float = 1.0,
         seed: int = 0,
     ) -> None:
-        super().__init__(batch_size, augment=augment, seed=seed)
+        super().__init__(batch_size, augment=augment, label_fraction=label_fraction, seed=seed)
         self.verify = verify  # md5 of the downloaded .gz archives, where present
         if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 1:
             raise ValueError(f"data.val_size must be a positive integer, got {val_size!r}")

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
+
+from harness.errors import ConfigError
 
 # Plain Python lists and dicts, never OmegaConf containers: they end up in optimizer state and
 # hyperparameters, which must load with torch.load(weights_only=True).
@@ -32,7 +35,38 @@ def build_datamodule(cfg: DictConfig) -> Any:
 
 
 def build_net(cfg: DictConfig, dims: Mapping[str, Any]) -> Any:
-    return instantiate(cfg.model, _convert_=PLAIN, **accepted(target_class(cfg.model), dims))
+    """The network; its encoder loaded from cfg.pretrained and frozen if cfg.finetune=linear."""
+    from models.encoder import freeze_encoder, load_encoder
+
+    net = instantiate(cfg.model, _convert_=PLAIN, **accepted(target_class(cfg.model), dims))
+    if cfg.get("pretrained"):
+        state, trained_with = read_checkpoint(cfg.pretrained)
+        try:
+            load_encoder(net, state)
+        except ValueError as e:
+            raise ConfigError(
+                f"pretrained={cfg.pretrained} ({trained_with}) does not fit "
+                f"model={cfg.model._target_} on this data: {e}"
+            ) from None
+    if cfg.get("finetune") == "linear":
+        freeze_encoder(net)
+    return net
+
+
+def read_checkpoint(path: str) -> tuple[dict[str, Any], str]:
+    """(the network's state dict, what the checkpoint's run trained) from a harness checkpoint."""
+    import torch
+
+    try:
+        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+        state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()
+                 if k.startswith("net.")}  # fmt: skip
+    except Exception as e:  # a missing, truncated or foreign file fails in many ways
+        raise ConfigError(f"pretrained={path} is not a readable checkpoint ({e})") from None
+    config = ckpt.get("config") or {}
+    model = config.get("model", {}).get("_target_", "an unknown model")
+    task = config.get("task", {}).get("module", {}).get("_target_", "an unknown task")
+    return state, f"{model} trained by {task}"
 
 
 def build_optimizer_factory(cfg: DictConfig) -> Any:

@@ -57,6 +57,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: _is_number(v) and v > 0,
         "a positive number of seconds",
     ),
+    "pretrained": (
+        lambda v: v is None or (isinstance(v, str) and Path(v).is_file()),
+        "null or the path of a checkpoint file",
+    ),
+    "finetune": (lambda v: v in ("full", "linear"), "full or linear"),
 }
 
 

@@ -74,11 +74,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     datamodule = build_datamodule(cfg)
     try:
         datamodule.prepare_data()
-        datamodule.setup("fit")
+        with explained(f"data={cfg.data._target_}"):  # e.g. a label_fraction too small for it
+            datamodule.setup("fit")
+            dims = datamodule.dims
     except DatasetError as e:
         raise DataUnavailableError(str(e)) from None
-    with explained(f"data={cfg.data._target_}"):
-        dims = datamodule.dims
     with explained("model"):
         net = build_net(cfg, dims)
         module = build_module(cfg, net, dims)

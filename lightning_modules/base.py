@@ -44,6 +44,18 @@ def param_groups(module: nn.Module, decay_norm_and_bias: bool) -> list[dict[str,
     return [g for g in groups if g["params"]]
 
 
+def frozen_modules(module: nn.Module) -> list[nn.Module]:
+    """The outermost submodules that have parameters and none of them trainable."""
+    found = []
+    for child in module.children():
+        params = list(child.parameters())
+        if params and not any(p.requires_grad for p in params):
+            found.append(child)
+        else:
+            found += frozen_modules(child)
+    return found
+
+
 class TrainingModule(L.LightningModule):
     def __init__(
         self,
@@ -60,6 +72,18 @@ class TrainingModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.monitor = monitor
         self.decay_norm_and_bias = decay_norm_and_bias
+
+    def train(self, mode: bool = True) -> TrainingModule:
+        # Frozen weights (a linear probe's encoder) keep their normalisation statistics and skip
+        # dropout too: a submodule with every parameter frozen runs in eval mode, always.
+        super().train(mode)
+        if mode:
+            for m in frozen_modules(self):
+                m.eval()
+        return self
+
+    def on_train_start(self) -> None:
+        self.train()  # Lightning leaves modes as it finds them; apply the rule before step one
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(param_groups(self, self.decay_norm_and_bias))
