@@ -1,0 +1,93 @@
+"""sweep.py's command line: `run` a sweep file here, `report` on a sweep's runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+EPILOG = """examples:
+  python sweep.py run sweeps/optim_lr_digits.yaml --jobs 2 --out runs/digits trainer.max_epochs=2
+  python sweep.py report runs/digits                 # writes runs/digits/report/report.{md,html}
+  python sweep.py report ENTITY/PROJECT/SWEEP_ID --out report/   # an online sweep, by W&B's API
+  wandb sync runs/digits/runs/*/wandb/offline-run-*  # upload the offline runs afterwards"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sweep.py",
+        description="Run a W&B sweep file with no W&B server, and report on sweeps.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run every run of a sweep file here (resumable)")
+    run.add_argument("sweep", type=Path, help="a W&B sweep file, e.g. sweeps/optim_lr_digits.yaml")
+    run.add_argument("overrides", nargs="*", help="KEY=VALUE overrides for every run")
+    run.add_argument("--out", type=Path, required=True, help="the sweep directory (resumes it)")
+    run.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
+    run.add_argument("--count", type=int, help="at most this many runs (random/bayes: needed "
+                     "unless the file sets run_cap)")  # fmt: skip
+    run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    rep = sub.add_parser("report", help="tables and plots of a sweep's runs (Markdown + HTML)")
+    rep.add_argument("source", help="a sweep directory, or a W&B sweep path ENTITY/PROJECT/ID")
+    rep.add_argument("--out", type=Path, help="where to write (default SOURCE/report)")
+    rep.add_argument("--target", action="append", default=[], metavar="TASK=VALUE",
+                     help="time-to-target goal for a task (default: within 1%% of the best run)")  # fmt: skip
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        return _report(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: start the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from harness.sweep.runner import Runner
+    from harness.sweep.spec import load_spec
+
+    runner = Runner(
+        load_spec(args.sweep), args.out, jobs=args.jobs, extra=args.overrides, count=args.count
+    )
+    summary = runner.run()
+    states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items())) or "nothing to do"
+    print(f"{runner.spec.name}: {states} ({summary.total} runs in the sweep) -> {args.out}")
+    for line in summary.failures:
+        print(f"  failed: {line}", file=sys.stderr)
+    if not args.no_report:
+        from harness.sweep.report.build import write_report
+        from harness.sweep.report.local import read_local
+
+        path = write_report(read_local(args.out), args.out / "report")
+        print(f"report: {path}")
+    return 1 if summary.failures else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness.sweep.report.build import parse_targets, write_report
+
+    source = Path(args.source)
+    if source.is_dir():
+        from harness.sweep.report.local import read_local
+
+        sweep = read_local(source)
+        out = args.out or source / "report"
+    else:
+        from harness.sweep.report.online import read_wandb
+
+        sweep = read_wandb(args.source)
+        out = args.out or Path("sweep-reports") / args.source.replace("/", "_")
+    path = write_report(sweep, out, targets=parse_targets(args.target))
+    print(f"report: {path}")
+    return 0
