@@ -34,9 +34,13 @@ class Job:
     stop_sent: float | None = None  # when the runner asked it to stop (hyperband)
 
 
-def start(key: str, params: dict[str, Any], argv: list[str], run_dir: Path, cwd: Path) -> Job:
+def start(
+    key: str, params: dict[str, Any], argv: list[str], run_dir: Path, cwd: Path, threads: int
+) -> Job:
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    # runs side by side share the cores: torch would give each run all of them (oversubscribed)
+    env.setdefault("OMP_NUM_THREADS", str(threads))
     env.setdefault("WANDB_MODE", "offline")  # no W&B server here: upload later with wandb sync
     env.setdefault("PYTHONUNBUFFERED", "1")
     with open(run_dir / LOG_FILE, "wb") as log:

@@ -25,7 +25,7 @@ ENGINE_STATE = {
 }
 
 
-def _sweeps():
+def engine():
     with warnings.catch_warnings():  # pydantic v2 warns about the package's v1-style Config
         warnings.simplefilter("ignore")
         import sweeps
@@ -38,7 +38,7 @@ def params_of(sweep_run: Any) -> dict[str, Any]:
 
 
 def engine_run(name: str, params: dict[str, Any], state: str, history: list[dict] = ()) -> Any:
-    return _sweeps().SweepRun(
+    return engine().SweepRun(
         name=name,
         state=ENGINE_STATE[state],
         config={k: {"value": v} for k, v in params.items()},
@@ -54,16 +54,16 @@ def plan(spec: SweepSpec, count: int | None) -> list[dict[str, Any]]:
             f"{spec.path}: a random sweep never ends by itself; set run_cap in the file or --count"
         )
     n = cap if cap is not None else 1_000_000
-    runs = _sweeps().next_runs(spec.config, [], n=n)
+    runs = engine().next_runs(spec.config, [], n=n)
     return [params_of(r) for r in runs if r is not None][:n]
 
 
 def propose_bayes(spec: SweepSpec, known: list[Any]) -> dict[str, Any]:
-    return params_of(_sweeps().next_run(spec.config, known))
+    return params_of(engine().next_run(spec.config, known))
 
 
 def to_stop(spec: SweepSpec, runs: list[Any]) -> set[str]:
     """Names of the running runs hyperband stops now (none without early_terminate)."""
     if not spec.config.get("early_terminate"):
         return set()
-    return {r.name for r in _sweeps().stop_runs(spec.config, runs)}
+    return {r.name for r in engine().stop_runs(spec.config, runs)}

@@ -61,7 +61,7 @@ def _claim(out: Path, spec: SweepSpec, extra: list[str]) -> None:
             )
     else:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(path, asked)
+        _write_json(path, {**asked, "file": str(spec.path)})
 
 
 def _planned(out: Path, spec: SweepSpec, count: int | None) -> list[dict[str, Any]] | None:
@@ -153,7 +153,8 @@ class Runner:
         if run_dir.exists():  # an earlier attempt that did not end: start it afresh
             shutil.rmtree(run_dir)
         self.histories.pop(key, None)
-        job = process.start(key, params, self.argv(params, run_dir), run_dir, self.cwd)
+        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        job = process.start(key, params, self.argv(params, run_dir), run_dir, self.cwd, threads)
         self.running[key] = job
         self.ledger.record(
             key, state="running", params=params, overrides=self.train_overrides(params),

@@ -45,7 +45,7 @@ class SweepSpec:
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and check a sweep file; a problem is one ConfigError naming it."""
-    import sweeps
+    from harness.sweep.propose import engine
 
     path = Path(path)
     try:
@@ -56,7 +56,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise ConfigError(f"{path} is not valid YAML: {e}") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: a sweep file is a mapping (method, metric, parameters ...)")
-    violations = sweeps.schema_violations_from_proposed_config(config)
+    violations = engine().schema_violations_from_proposed_config(config)
     if violations:
         raise ConfigError(f"{path} is not a valid W&B sweep: {'; '.join(violations)}")
     if config["method"] == "custom":
