@@ -32,10 +32,19 @@ def parser() -> argparse.ArgumentParser:
                      "unless the file sets run_cap)")  # fmt: skip
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     rep = sub.add_parser("report", help="tables and plots of a sweep's runs (Markdown + HTML)")
-    rep.add_argument("source", help="a sweep directory, or a W&B sweep path ENTITY/PROJECT/ID")
-    rep.add_argument("--out", type=Path, help="where to write (default SOURCE/report)")
+    rep.add_argument("sources", nargs="+", help="sweep directories and/or W&B sweep paths "
+                     "ENTITY/PROJECT/ID; several are compared in one report")  # fmt: skip
+    rep.add_argument("--out", type=Path, help="where to write (default SOURCE/report for one "
+                     "sweep directory)")  # fmt: skip
     rep.add_argument("--target", action="append", default=[], metavar="TASK=VALUE",
                      help="time-to-target goal for a task (default: within 1%% of the best run)")  # fmt: skip
+    again = sub.add_parser(
+        "rerun", help="DeepOBS step 2: each optimizer's best setting, more seeds"
+    )
+    again.add_argument("source", type=Path, help="a finished sweep directory")
+    again.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
+    again.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
+    again.add_argument("--out", type=Path, help="default SOURCE/rerun")
     return p
 
 
@@ -49,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "rerun":
+            return _rerun(args)
         return _report(args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -81,18 +92,51 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from harness.sweep.report.build import parse_targets, write_report
+    from harness.sweep.report.records import merge
 
-    source = Path(args.source)
-    if source.is_dir():
-        from harness.sweep.report.local import read_local
+    sweeps = []
+    for source in args.sources:
+        if Path(source).is_dir():
+            from harness.sweep.report.local import read_local
 
-        sweep = read_local(source)
-        out = args.out or source / "report"
-    else:
-        from harness.sweep.report.online import read_wandb
+            sweeps.append(read_local(Path(source)))
+        else:
+            from harness.sweep.report.online import read_wandb
 
-        sweep = read_wandb(args.source)
-        out = args.out or Path("sweep-reports") / args.source.replace("/", "_")
-    path = write_report(sweep, out, targets=parse_targets(args.target))
+            sweeps.append(read_wandb(source))
+    out = args.out
+    if out is None:
+        if len(args.sources) != 1 or not Path(args.sources[0]).is_dir():
+            raise ConfigError("give --out: where to write a report on several or online sweeps")
+        out = Path(args.sources[0]) / "report"
+    path = write_report(merge(sweeps), out, targets=parse_targets(args.target))
     print(f"report: {path}")
     return 0
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.sweep.report.build import write_report
+    from harness.sweep.report.local import read_local
+    from harness.sweep.report.records import merge
+    from harness.sweep.rerun import best_sweep_files
+    from harness.sweep.runner import Runner
+    from harness.sweep.spec import load_spec
+
+    asked = json.loads((args.source / "sweep.json").read_text())
+    out = args.out or args.source / "rerun"
+    failed = 0
+    dirs = []
+    for path in best_sweep_files(read_local(args.source), asked["sweep"], args.seeds, out):
+        dirs.append(out / path.stem)
+        runner = Runner(load_spec(path), dirs[-1], jobs=args.jobs, extra=asked.get("extra", []))
+        summary = runner.run()
+        failed += len(summary.failures)
+        print(
+            f"{runner.spec.name}: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items()))
+        )
+    path = write_report(merge([read_local(d) for d in dirs]), out / "report")
+    print(f"sweep files: {out}/*.yaml (wandb sweep FILE runs one online); report: {path}")
+    return 1 if failed else 0

@@ -51,3 +51,22 @@ def task_name(choices: dict[str, Any], config: dict[str, Any]) -> str:
     data = choices.get("data") or str((config.get("data") or {}).get("_target_", "?"))
     model = choices.get("model") or str((config.get("model") or {}).get("_target_", "?"))
     return f"{data}/{model}"
+
+
+def merge(sweeps: list[SweepData]) -> SweepData:
+    """Several sweeps as one report (e.g. one grid per task, compared across tasks)."""
+    if len(sweeps) == 1:
+        return sweeps[0]
+    metrics = {(s.metric, s.goal) for s in sweeps}
+    if len(metrics) > 1:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"these sweeps rank by different metrics: {sorted(metrics)}")
+    return SweepData(
+        name=" + ".join(s.name for s in sweeps),
+        metric=sweeps[0].metric,
+        goal=sweeps[0].goal,
+        runs=[r for s in sweeps for r in s.runs],
+        source=", ".join(s.source for s in sweeps),
+        command="\n".join(s.command for s in sweeps if s.command) or None,
+    )
