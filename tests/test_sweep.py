@@ -19,7 +19,7 @@ from harness.errors import ConfigError
 from harness.sweep import propose
 from harness.sweep.ledger import Ledger
 from harness.sweep.runner import Runner
-from harness.sweep.spec import command, load_spec, plain, run_key
+from harness.sweep.spec import apply_extra, command, load_spec, plain, run_key
 from harness.sweep.validate import check_runs
 from tests.conftest import ROOT
 
@@ -65,6 +65,14 @@ def test_random_proposals_are_plain_python_and_written_as_the_agent_writes_them(
     assert plain({"a": [__import__("numpy").float64(0.5)]}) == {"a": [0.5]}
 
 
+def test_extra_overrides_replace_constants_and_join_every_run() -> None:
+    spec, fixed = apply_extra(load_spec(ROOT / "sweeps" / "optim_lr_digits.yaml"), ["trainer.max_epochs=2", "data.batch_size=32"])  # fmt: skip
+    assert fixed == {"data.batch_size": "32"}
+    runs = propose.plan(spec, None)
+    assert {r["trainer.max_epochs"] for r in runs} == {2}
+    assert "data.batch_size=32" in command(spec, runs[0], fixed)
+
+
 def test_a_bad_parameter_is_one_error_before_anything_runs(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     text = (FILES / "standin_grid.yaml").read_text().replace("[0.01, 5, 10]", "[0.01, -1]")
@@ -74,7 +82,7 @@ def test_a_bad_parameter_is_one_error_before_anything_runs(tmp_path: Path) -> No
     ):
         Runner(load_spec(bad), tmp_path / "out").run()
     assert not (tmp_path / "out" / "runs").exists()
-    with pytest.raises(ConfigError, match=r"optim\.lr is a parameter of the sweep"):
+    with pytest.raises(ConfigError, match=r"optim\.lr is swept by standin-grid"):
         Runner(load_spec(FILES / "standin_grid.yaml"), tmp_path / "o2", extra=["optim.lr=1"])
     bad.write_text(text.replace("method: grid", "method: grod"))
     with pytest.raises(ConfigError, match="not a valid W&B sweep"):

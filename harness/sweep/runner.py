@@ -27,7 +27,7 @@ from harness.sweep import process, propose
 from harness.sweep.history import read_history
 from harness.sweep.ledger import DONE, Ledger
 from harness.sweep.outcome import outcome
-from harness.sweep.spec import SweepSpec, command, overrides, run_key, split_extra
+from harness.sweep.spec import SweepSpec, apply_extra, command, overrides, run_key
 from harness.sweep.validate import check_runs
 
 POLL_S = 0.2  # how often finished children are collected
@@ -87,17 +87,17 @@ class Runner:
     ) -> None:
         if jobs < 1:
             raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-        self.spec, self.out, self.jobs = spec, Path(out), jobs
+        self.out, self.jobs = Path(out), jobs
         self.extra = list(extra)
-        self.fixed = split_extra(self.extra, spec)
+        self.spec, self.fixed = apply_extra(spec, self.extra)
         self.cwd = Path(cwd or Path.cwd())
         self.progress = progress
         self.cap = count if count is not None else spec.run_cap
         if spec.method == "bayes" and self.cap is None:
             raise ConfigError(f"{spec.path}: a bayes sweep needs run_cap in the file or --count")
-        _claim(self.out, spec, self.extra)
+        _claim(self.out, self.spec, self.extra)
         self.ledger = Ledger(self.out / "ledger.jsonl")
-        self.plan = _planned(self.out, spec, count)
+        self.plan = _planned(self.out, self.spec, count)
         self.running: dict[str, process.Job] = {}
         self.histories: dict[str, list[dict]] = {}  # metric rows of ended runs, read once
 

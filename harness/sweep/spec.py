@@ -96,17 +96,25 @@ def run_key(params: dict[str, Any], extra: list[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def split_extra(extra: list[str], spec: SweepSpec) -> dict[str, str]:
-    """Extra KEY=VALUE overrides for every run, as W&B-style args; a swept key is an error."""
-    out: dict[str, str] = {}
+def apply_extra(spec: SweepSpec, extra: list[str]) -> tuple[SweepSpec, dict[str, str]]:
+    """Extra KEY=VALUE overrides for every run. One naming a constant parameter of the sweep
+    (`value:`) replaces its value; one naming a swept parameter is an error; the others are
+    returned as fixed args, W&B style ({key: value})."""
+    parameters = dict(spec.config["parameters"])
+    fixed: dict[str, str] = {}
     for item in extra:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"extra override {item!r} is not KEY=VALUE")
-        if key.lstrip("+~") in spec.config["parameters"]:
-            raise ConfigError(f"{key} is a parameter of the sweep {spec.name}; it cannot be fixed")
-        out[key] = value
-    return out
+        param = parameters.get(key.lstrip("+~"))
+        if param is None:
+            fixed[key] = value
+        elif set(param) == {"value"}:
+            parameters[key] = {"value": yaml.safe_load(value) if value else value}
+        else:
+            raise ConfigError(f"{key} is swept by {spec.name}; it cannot be fixed for every run")
+    config = {**spec.config, "parameters": parameters}
+    return SweepSpec(name=spec.name, config=config, path=spec.path), fixed
 
 
 def command(spec: SweepSpec, params: dict[str, Any], fixed: dict[str, str]) -> list[str]:

@@ -54,11 +54,22 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def goal(sweep: SweepData, task: str) -> tuple[str, bool]:
+    """(metric, maximize) a task is judged by: its own task.monitor, as its runs recorded it
+    (val/acc for a classifier, val/loss for a language model), else the sweep's metric."""
+    for r in sweep.runs:
+        if r.task == task and r.monitor:
+            return r.monitor, r.mode != "min"
+    return sweep.metric, sweep.maximize
+
+
 def settings(sweep: SweepData) -> dict[str, dict[str, list[Setting]]]:
-    """task -> optimizer -> its settings, sorted by learning rate."""
+    """task -> optimizer -> its settings, sorted by learning rate. A setting is named by the
+    parameters that vary within the sweep, less task, optimizer and seed."""
+    varying = {k for k in {k for r in sweep.runs for k in r.params} if len({repr(r.params.get(k)) for r in sweep.runs}) > 1}  # fmt: skip
     groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
     for r in sweep.runs:
-        groups[(r.task, r.optimizer, r.setting)].append(r)
+        groups[(r.task, r.optimizer, r.setting(varying))].append(r)
     out: dict[str, dict[str, list[Setting]]] = defaultdict(lambda: defaultdict(list))
     for (task, opt, label), runs in sorted(groups.items()):
         out[task][opt].append(
@@ -70,54 +81,42 @@ def settings(sweep: SweepData) -> dict[str, dict[str, list[Setting]]]:
     return out
 
 
-def best_setting(items: list[Setting], sweep: SweepData) -> Setting | None:
-    sign = 1 if sweep.maximize else -1
+def best_setting(items: list[Setting], metric: str, maximize: bool) -> Setting | None:
+    sign = 1 if maximize else -1
     scored = [
-        (s.clean, sign * statistics.fmean(s.finals(sweep.metric)), s)
-        for s in items
-        if s.finals(sweep.metric)
+        (s.clean, sign * statistics.fmean(s.finals(metric)), s) for s in items if s.finals(metric)
     ]
     if not scored:
         return None
     return max(scored, key=lambda t: (t[0], t[1]))[2]
 
 
-def default_target(sweep: SweepData, task: str) -> float | None:
+def default_target(runs: list[RunRecord], metric: str, maximize: bool) -> float | None:
     finals = [
-        r.metrics[sweep.metric]
-        for r in sweep.runs
-        if r.task == task and r.status == "finished" and finite(r.metrics.get(sweep.metric))
+        r.metrics[metric] for r in runs if r.status == "finished" and finite(r.metrics.get(metric))
     ]
     if not finals:
         return None
-    best = max(finals) if sweep.maximize else min(finals)
-    return best - REL_TOLERANCE * abs(best) if sweep.maximize else best + REL_TOLERANCE * abs(best)
+    best = max(finals) if maximize else min(finals)
+    return best - REL_TOLERANCE * abs(best) if maximize else best + REL_TOLERANCE * abs(best)
 
 
 def steps_to_target(run: RunRecord, metric: str, target: float, maximize: bool) -> float:
     for step, value in series(run.history, metric):
         if finite(value) and (value >= target if maximize else value <= target):
-            return float(
-                step + 1
-            )  # steps taken: the row of a validation after step k is logged at k
+            return float(step + 1)  # optimizer steps taken: a validation after step k logs step k-1
     return math.inf
 
 
-def time_to_target(
-    items: list[Setting], sweep: SweepData, target: float
-) -> tuple[float, Setting | None]:
-    """The fastest setting's median (over seeds) steps to the target; (inf, None) if none gets there."""
-    best: tuple[float, Setting | None] = (math.inf, None)
+def time_to_target(items: list[Setting], metric: str, maximize: bool, target: float) -> float:
+    """The fastest setting's median (over seeds) steps to the target; inf if none gets there."""
+    best = math.inf
     for s in items:
         times = [
-            steps_to_target(r, sweep.metric, target, sweep.maximize)
-            for r in s.runs
-            if r.status != "failed"
+            steps_to_target(r, metric, target, maximize) for r in s.runs if r.status != "failed"
         ]
         if times:
-            t = statistics.median(times)
-            if t < best[0]:
-                best = (t, s)
+            best = min(best, statistics.median(times))
     return best
 
 

@@ -46,78 +46,75 @@ def _slug(text: str) -> str:
 
 
 def blocks(sweep: SweepData, out: Path, targets: dict[str, float]) -> list[Block]:
-    metric = sweep.metric
-    test_metric = "test/" + metric.split("/", 1)[-1]
     grouped = analysis.settings(sweep)
-    states = Counter(r.status for r in sweep.runs)
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    goals = {task: analysis.goal(sweep, task) for task in grouped}
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(Counter(r.status for r in sweep.runs).items()))
+    judged = ", ".join(sorted({f"{m} ({'max' if up else 'min'})" for m, up in goals.values()}))
     doc: list[Block] = [
         ("h1", f"Sweep report: {sweep.name}"),
-        (
-            "p",
-            f"Source: {sweep.source}. Runs: {len(sweep.runs)} ({counts}). Metric: {metric} "
-            f"({sweep.goal}), the final value of each run.",
-        ),
-    ]
+        ("p", f"Source: {sweep.source}. Runs: {len(sweep.runs)} ({counts}). Each task is judged "
+              f"by its own validation metric (task.monitor): {judged}; a run's value is the last "
+              "one it logged."),
+    ]  # fmt: skip
     if sweep.command:
         doc.append(("code", sweep.command))
 
-    rows = [["task", "optimizer", "best setting", f"{metric}", f"{test_metric}",
+    rows = [["task", "optimizer", "best setting", "validation", "test",
              "settings with a diverged seed", "steps to target"]]  # fmt: skip
     times: dict[str, dict[str, float]] = {}
     best_of: dict[str, dict[str, analysis.Setting]] = {}
-    target_of: dict[str, float] = {}
+    target_of: dict[str, float | None] = {}
     for task, per_opt in grouped.items():
-        target = targets.get(task, analysis.default_target(sweep, task))
-        if target is not None:
-            target_of[task] = target
+        metric, up = goals[task]
+        test_metric = "test/" + metric.split("/", 1)[-1]
+        runs = [r for r in sweep.runs if r.task == task]
+        target = target_of[task] = targets.get(task, analysis.default_target(runs, metric, up))
         for opt, items in per_opt.items():
-            best = analysis.best_setting(items, sweep)
-            t = analysis.time_to_target(items, sweep, target)[0] if target is not None else math.inf
+            best = analysis.best_setting(items, metric, up)
+            t = math.inf if target is None else analysis.time_to_target(items, metric, up, target)
             times.setdefault(task, {})[opt] = t
             if best is not None:
                 best_of.setdefault(task, {})[opt] = best
-            tests = [
-                r.metrics[test_metric]
-                for r in (best.runs if best else [])
-                if r.status == "finished" and test_metric in r.metrics
-            ]
+            tests = [r.metrics[test_metric] for r in (best.runs if best else []) if r.status == "finished" and test_metric in r.metrics]  # fmt: skip
             rows.append([task, opt, best.setting if best else "none finished",
-                         _pm(best.finals(metric)) if best else "–", _pm(tests),
+                         f"{metric} {_pm(best.finals(metric))}" if best else "–",
+                         f"{test_metric} {_pm(tests)}" if tests else "–",
                          f"{sum(s.diverged > 0 for s in items)} of {len(items)}", _fmt(t)])  # fmt: skip
     doc += [("h2", "Best setting per task and optimizer"),
-            ("p", "The setting with the best mean final metric over seeds, among settings none of "
-                  "whose seeds diverged; mean ± sample std over seeds. Test metrics are measured on "
-                  "each run's best checkpoint."),
+            ("p", "The setting with the best mean final validation metric over seeds, among "
+                  "settings none of whose seeds diverged; mean ± sample std over seeds. Test "
+                  "metrics are measured on each run's best checkpoint."),
             ("table", rows)]  # fmt: skip
 
     doc.append(("h2", "Learning-rate sensitivity"))
-    doc.append(("p", "Final metric against learning rate, one curve per optimizer (mean ± std over "
-                     "seeds, finished runs only); an x on the lower edge marks a learning rate at "
-                     "which a seed diverged (loss NaN or infinite)."))  # fmt: skip
+    doc.append(("p", "Final validation metric against learning rate, one curve per optimizer "
+                     "(mean ± std over seeds, finished runs only); an x on the lower edge marks a "
+                     "learning rate at which a seed diverged (loss NaN or infinite)."))  # fmt: skip
     for task, per_opt in grouped.items():
         name = f"sensitivity_{_slug(task)}.png"
-        plots.sensitivity(task, per_opt, metric, out / name)
+        plots.sensitivity(task, per_opt, goals[task][0], out / name)
         doc.append(("img", name))
 
     doc.append(("h2", "Training curves of the best setting per optimizer"))
     for task, best in best_of.items():
         name = f"curves_{_slug(task)}.png"
-        plots.curves(task, best, metric, out / name)
+        plots.curves(task, best, goals[task][0], out / name)
         doc.append(("img", name))
 
+    optimizers = sorted({o for per in times.values() for o in per})
     doc.append(("h2", "Performance profile"))
     doc.append(("p", "Time to target is counted in optimizer steps, not seconds: the runs share a "
                      "machine and run side by side, so seconds measure the neighbours as much as "
-                     "the optimizer, and the optimizers here cost about the same per step. "
-                     f"Target per task: the best final {metric} of any run of the task, less 1% of "
-                     "it (plus 1% when minimizing), unless given with --target TASK=VALUE. A run's "
-                     "time is the first validation step at which it reaches the target; an "
-                     "optimizer's time on a task is its fastest setting's median over seeds "
-                     "(never reached: infinite). The profile shows, for each optimizer, the fraction "
-                     "of tasks on which its time is within a factor tau of the fastest optimizer's."))  # fmt: skip
-    doc.append(("table", [["task", "target", *sorted({o for p in times.values() for o in p})]]
-                + [[task, _fmt(target_of.get(task)), *(_fmt(per.get(o)) for o in sorted({o for p in times.values() for o in p}))]
+                     "the optimizer, and the optimizers compared here cost about the same per step. "
+                     "Target per task: the best final value of the task's metric that any of its "
+                     "runs reached, less 1% of it (more 1% when lower is better), unless given with "
+                     "--target TASK=VALUE. A run's time is the first validation step at which it "
+                     "reaches the target; an optimizer's time on a task is its fastest setting's "
+                     "median over seeds (never reached: ∞). The profile shows, for each optimizer, "
+                     "the fraction of tasks on which its time is within a factor τ of the fastest "
+                     "optimizer's time on that task."))  # fmt: skip
+    doc.append(("table", [["task", "metric", "target", *optimizers]]
+                + [[task, goals[task][0], _fmt(target_of.get(task)), *(_fmt(per.get(o)) for o in optimizers)]
                    for task, per in times.items()]))  # fmt: skip
     if times:
         taus = plots.taus_for(times)

@@ -52,6 +52,8 @@ def read_run(run_dir: Path, entry: dict[str, Any]) -> RunRecord:
         history=read_history(run_dir),
         runtime_s=results.get("runtime_s"),
         wall_s=entry.get("wall_s"),
+        monitor=results.get("monitor"),
+        mode=results.get("mode"),
     )
 
 

@@ -20,17 +20,16 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def read_run(run: Any, parameters: dict[str, Any], metric: str) -> RunRecord:
+def read_run(run: Any, parameters: dict[str, Any]) -> RunRecord:
     config, summary = dict(run.config), dict(run.summary)
     choices = (config.get("meta") or {}).get("choices") or {}
     params = {k: config[k] for k in parameters if k in config}
     optim = config.get("optim")
     lr = params.get("optim.lr", optim.get("lr") if isinstance(optim, dict) else None)
-    keys = sorted({metric, "train/loss", "epoch"})
     history = [
         {k: float(v) for k, v in row.items() if _number(v)}
-        for row in run.scan_history(keys=None)
-        if any(k in row for k in keys)
+        for row in run.scan_history()
+        if any(k.startswith(("val/", "train/loss")) for k in row)
     ]
     for row in history:
         row.setdefault("step", row.get("trainer/global_step", row.get("_step", 0)))
@@ -45,6 +44,8 @@ def read_run(run: Any, parameters: dict[str, Any], metric: str) -> RunRecord:
         metrics={k: float(v) for k, v in summary.items() if "/" in k and _number(v)},
         history=history,
         runtime_s=summary.get("runtime_s"),
+        monitor=summary.get("monitor"),
+        mode=summary.get("mode"),
     )
 
 
@@ -61,7 +62,7 @@ def read_wandb(path: str, api: Any = None) -> SweepData:
         name=config.get("name") or path,
         metric=metric["name"],
         goal=metric.get("goal", "minimize"),
-        runs=[read_run(r, parameters, metric["name"]) for r in sweep.runs],
+        runs=[read_run(r, parameters) for r in sweep.runs],
         source=f"W&B sweep {path}",
         command=f"wandb sweep FILE; wandb agent {path}",
     )

@@ -23,11 +23,12 @@ class RunRecord:
     history: list[dict[str, float]] = field(default_factory=list)  # metrics.csv rows
     runtime_s: float | None = None  # inside train(), from results.json
     wall_s: float | None = None  # the whole process, as the runner saw it
+    monitor: str | None = None  # the task's metric (task.monitor), e.g. val/acc
+    mode: str | None = None  # max | min
 
-    @property
-    def setting(self) -> str:
-        """The run's parameters but task, optimizer and seed, e.g. "optim.lr=0.001"."""
-        kept = {k: v for k, v in sorted(self.params.items()) if k not in NOT_SETTING}
+    def setting(self, keys: set[str]) -> str:
+        """This run's values of `keys` but task, optimizer and seed, e.g. "optim.lr=0.001"."""
+        kept = {k: v for k, v in sorted(self.params.items()) if k in keys and k not in NOT_SETTING}
         if not kept and self.lr is not None:
             kept = {"optim.lr": self.lr}
         return " ".join(f"{k}={v}" for k, v in kept.items()) or "default"
