@@ -198,6 +198,7 @@ class Runner:
         return None
 
     def run(self) -> Summary:
+        started = time.time()
         queue = self.todo()
         done_before = sum(self.ledger.done(k) for k in self.ledger.entries)
         if self.plan is not None:
@@ -207,6 +208,8 @@ class Runner:
             total = max(self.cap, done_before)
             self.check(queue or [propose.propose_bayes(self.spec, self.engine_runs())])
         budget = total - done_before  # runs this session may start
+        self.say(f"{self.spec.name}: {total} runs, {done_before} already ended, {len(queue)} to "
+                 f"run again or start; overrides checked in {time.time() - started:.1f} s")  # fmt: skip
         summary = Summary(total=total)
         bar = _bar(self.spec.name, total, done_before, self.progress)
         restore = _sigterm_as_interrupt()
@@ -236,6 +239,10 @@ class Runner:
             restore()
             bar.close()
         return summary
+
+    def say(self, line: str) -> None:
+        if self.progress is not False:
+            print(line, flush=True)
 
     def interrupt(self, grace_s: float = 30.0) -> None:
         """Ctrl-C or SIGTERM: ask every run to stop (they write their results), wait, record."""

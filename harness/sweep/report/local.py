@@ -13,7 +13,7 @@ import yaml
 from harness.errors import ConfigError
 from harness.sweep.history import read_history
 from harness.sweep.ledger import Ledger
-from harness.sweep.report.records import RunRecord, SweepData, task_name
+from harness.sweep.report.records import RunRecord, SweepData, settle, task_name
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -40,6 +40,7 @@ def read_run(run_dir: Path, entry: dict[str, Any]) -> RunRecord:
         )
     params = entry.get("params", {})
     metrics = {k: v for k, v in results.items() if "/" in k and isinstance(v, (int, float))}
+    history = read_history(run_dir)
     return RunRecord(
         name=entry["key"],
         task=task_name(choices, config),
@@ -47,9 +48,9 @@ def read_run(run_dir: Path, entry: dict[str, Any]) -> RunRecord:
         params=params,
         lr=(config.get("optim") or {}).get("lr", params.get("optim.lr")),
         seed=config.get("seed", params.get("seed")),
-        status=entry.get("state", "running"),
+        status=settle(entry.get("state", "running"), history),
         metrics=metrics,
-        history=read_history(run_dir),
+        history=history,
         runtime_s=results.get("runtime_s"),
         wall_s=entry.get("wall_s"),
         monitor=results.get("monitor"),

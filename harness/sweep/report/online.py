@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.sweep.report.records import RunRecord, SweepData, task_name
+from harness.sweep.report.records import RunRecord, SweepData, settle, task_name
 
 # W&B run states -> ours, when the run's summary has no status (a run that died early).
 STATES = {"finished": "finished", "running": "running", "crashed": "failed", "failed": "failed",
@@ -40,7 +40,7 @@ def read_run(run: Any, parameters: dict[str, Any]) -> RunRecord:
         params=params,
         lr=lr,
         seed=config.get("seed"),
-        status=summary.get("status") or STATES.get(run.state, run.state),
+        status=settle(summary.get("status") or STATES.get(run.state, run.state), history),
         metrics={k: float(v) for k, v in summary.items() if "/" in k and _number(v)},
         history=history,
         runtime_s=summary.get("runtime_s"),

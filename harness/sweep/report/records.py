@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,15 @@ class SweepData:
     @property
     def maximize(self) -> bool:
         return self.goal == "maximize"
+
+
+def settle(status: str, history: list[dict[str, float]]) -> str:
+    """A run that says it finished but whose last training loss is NaN or infinite diverged (a
+    harness without divergence detection finishes such runs)."""
+    losses = [r["train/loss"] for r in history if "train/loss" in r]
+    if status == "finished" and losses and not math.isfinite(losses[-1]):
+        return "diverged"
+    return status
 
 
 def task_name(choices: dict[str, Any], config: dict[str, Any]) -> str:
