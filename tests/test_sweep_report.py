@@ -119,3 +119,28 @@ def test_online_sweep_is_read_through_the_public_api(tmp_path: Path) -> None:
     assert first.history[-1]["step"] == 19 and first.metrics["val/acc"] == 0.9
     assert diverged.status == "diverged" and crashed.status == "failed"
     assert "| digits/cnn | adam | optim.lr=0.001 |" in write_report(sweep, tmp_path).read_text()
+
+
+def test_a_finished_run_whose_loss_went_nan_counts_as_diverged() -> None:
+    from harness.sweep.report.records import settle
+
+    assert settle("finished", [{"train/loss": 2.0}, {"train/loss": float("nan")}]) == "diverged"
+    assert settle("finished", [{"train/loss": 2.0}, {"val/acc": 0.5}]) == "finished"
+    assert settle("failed", [{"train/loss": float("inf")}]) == "failed"
+
+
+def test_rerun_writes_each_best_setting_as_a_sweep_file_with_more_seeds(tmp_path: Path) -> None:
+    import yaml
+
+    from harness.sweep.rerun import best_sweep_files
+    from harness.sweep.spec import load_spec
+
+    runs = [_run("a/m", o, lr, 0, accs=(0.5, 0.9 - abs(lr - 0.01))) for o in ("sgd", "adam") for lr in (0.001, 0.01, 0.1)]  # fmt: skip
+    base = {"name": "s", "program": "train.py", "method": "grid", "metric": {"name": "val/acc", "goal": "maximize"},
+            "early_terminate": {"type": "hyperband", "min_iter": 2}, "parameters": {}}  # fmt: skip
+    paths = best_sweep_files(_sweep(runs), base, 10, tmp_path)
+    assert [p.name for p in paths] == ["a_m_adam.yaml", "a_m_sgd.yaml"]
+    config = yaml.safe_load(paths[1].read_text())
+    assert config["parameters"] == {"optim": {"value": "sgd"}, "optim.lr": {"value": 0.01}, "seed": {"values": list(range(10))}}  # fmt: skip
+    assert "early_terminate" not in config
+    assert load_spec(paths[1]).name == "s-best-a_m_sgd"  # a valid W&B sweep file
