@@ -65,11 +65,16 @@ def goal(sweep: SweepData, task: str) -> tuple[str, bool]:
 
 def settings(sweep: SweepData) -> dict[str, dict[str, list[Setting]]]:
     """task -> optimizer -> its settings, sorted by learning rate. A setting is named by the
-    parameters that vary within the sweep, less task, optimizer and seed."""
-    varying = {k for k in {k for r in sweep.runs for k in r.params} if len({repr(r.params.get(k)) for r in sweep.runs}) > 1}  # fmt: skip
-    groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
+    parameters that vary among the task's runs, less optimizer and seed."""
+    by_task: dict[str, list[RunRecord]] = defaultdict(list)
     for r in sweep.runs:
-        groups[(r.task, r.optimizer, r.setting(varying))].append(r)
+        by_task[r.task].append(r)
+    groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
+    for task, runs in by_task.items():
+        keys = {k for r in runs for k in r.params}
+        varying = {k for k in keys if len({repr(r.params.get(k)) for r in runs}) > 1}
+        for r in runs:
+            groups[(task, r.optimizer, r.setting(varying))].append(r)
     out: dict[str, dict[str, list[Setting]]] = defaultdict(lambda: defaultdict(list))
     for (task, opt, label), runs in sorted(groups.items()):
         out[task][opt].append(

@@ -8,7 +8,7 @@ from typing import Any
 
 # Parameters that say which task and optimizer a run belongs to, or which repeat it is; the
 # rest of a run's parameters (the learning rate ...) are its setting.
-NOT_SETTING = ("seed", "data", "model", "optim", "task")
+NOT_SETTING = ("seed", "data", "model", "optim", "task", "experiment")
 
 
 @dataclass
