@@ -67,8 +67,7 @@ def blocks(sweep: SweepData, out: Path, targets: dict[str, float]) -> list[Block
     for task, per_opt in grouped.items():
         metric, up = goals[task]
         test_metric = "test/" + metric.split("/", 1)[-1]
-        runs = [r for r in sweep.runs if r.task == task]
-        target = target_of[task] = targets.get(task, analysis.default_target(runs, metric, up))
+        target = target_of[task] = targets.get(task, analysis.default_target(per_opt, metric, up))
         for opt, items in per_opt.items():
             best = analysis.best_setting(items, metric, up)
             t = math.inf if target is None else analysis.time_to_target(items, metric, up, target)
@@ -106,9 +105,9 @@ def blocks(sweep: SweepData, out: Path, targets: dict[str, float]) -> list[Block
     doc.append(("p", "Time to target is counted in optimizer steps, not seconds: the runs share a "
                      "machine and run side by side, so seconds measure the neighbours as much as "
                      "the optimizer, and the optimizers compared here cost about the same per step. "
-                     "Target per task: the best final value of the task's metric that any of its "
-                     "runs reached, less 1% of it (more 1% when lower is better), unless given with "
-                     "--target TASK=VALUE. A run's time is the first validation step at which it "
+                     "Target per task: the best setting's mean final value of the task's metric "
+                     "(over seeds, any optimizer), less 2% of it (plus 2% when lower is better), "
+                     "unless given with --target TASK=VALUE. A run's time is the first validation step at which it "
                      "reaches the target; an optimizer's time on a task is its fastest setting's "
                      "median over seeds (never reached: ∞). The profile shows, for each optimizer, "
                      "the fraction of tasks on which its time is within a factor τ of the fastest "
