@@ -111,13 +111,14 @@ def blocks(sweep: SweepData, out: Path, targets: dict[str, float]) -> list[Block
                      "reaches the target; an optimizer's time on a task is its fastest setting's "
                      "median over seeds (never reached: ∞). The profile shows, for each optimizer, "
                      "the fraction of tasks on which its time is within a factor τ of the fastest "
-                     "optimizer's time on that task."))  # fmt: skip
+                     "optimizer's time on that task, over the tasks some optimizer reached."))  # fmt: skip
     doc.append(("table", [["task", "metric", "target", *optimizers]]
                 + [[task, goals[task][0], _fmt(target_of.get(task)), *(_fmt(per.get(o)) for o in optimizers)]
                    for task, per in times.items()]))  # fmt: skip
-    if times:
-        taus = plots.taus_for(times)
-        plots.profile(taus, analysis.performance_profile(times, taus), out / "profile.png")
+    ranked = {t: per for t, per in times.items() if any(math.isfinite(x) for x in per.values())}
+    if ranked:  # a task no optimizer reached (or with no finished run yet) ranks no one
+        taus = plots.taus_for(ranked)
+        plots.profile(taus, analysis.performance_profile(ranked, taus), out / "profile.png")
         doc.append(("img", "profile.png"))
     return doc
 
