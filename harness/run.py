@@ -91,6 +91,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "params": n_params,
         "git": git_state(),
         "overrides": redact(_overrides()),
+        "choices": _choices(),
         "run_dir": str(run_dir),
         "resumed_from": str(resume_from) if resume_from else None,
     }
@@ -220,6 +221,22 @@ def _overrides() -> list[str]:
         return list(HydraConfig.get().overrides.task)
     except Exception:  # train() called outside a Hydra app (tests, notebooks)
         return []
+
+
+def _choices() -> dict[str, Any]:
+    """The option picked in each config group ({"data": "digits", "optim": "adamw", ...}): how a
+    report names a run's task and optimizer (several options share one class: sgd, momentum)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        choices = HydraConfig.get().runtime.choices
+    except Exception:  # train() called outside a Hydra app
+        return {}
+    return {
+        str(k): v if isinstance(v, str) else list(v)  # callbacks: a list of options
+        for k, v in choices.items()
+        if v is not None and not str(k).startswith("hydra")
+    }
 
 
 def run_from_hydra(cfg: DictConfig) -> None:

@@ -1,0 +1,77 @@
+"""One run of a sweep as a child process: started with its output in a log file, and tied to the
+runner so that it never outlives it (a runner killed with SIGKILL takes its runs down too)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOG_FILE = "output.log"  # the run's stdout and stderr, beside its results
+
+
+def _die_with_parent() -> None:
+    """Linux: deliver SIGTERM to this child when the runner dies, however it dies."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Job:
+    key: str
+    params: dict[str, Any]
+    run_dir: Path
+    proc: subprocess.Popen
+    started: float = field(default_factory=time.time)
+    stop_sent: float | None = None  # when the runner asked it to stop (hyperband)
+
+
+def start(
+    key: str, params: dict[str, Any], argv: list[str], run_dir: Path, cwd: Path, threads: int
+) -> Job:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    # runs side by side share the cores: torch would give each run all of them (oversubscribed)
+    env.setdefault("OMP_NUM_THREADS", str(threads))
+    env.setdefault("WANDB_MODE", "offline")  # no W&B server here: upload later with wandb sync
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    with open(run_dir / LOG_FILE, "wb") as log:
+        # Called from the main thread only: PDEATHSIG fires when the thread that forked exits.
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+        )  # fmt: skip
+    return Job(key, params, run_dir, proc)
+
+
+def stop(job: Job, kill_after_s: float = 30.0) -> None:
+    """SIGTERM (Lightning stops at the next step and the run writes its results), then SIGKILL if
+    it has not exited `kill_after_s` later, as `wandb agent` does."""
+    now = time.time()
+    if job.stop_sent is None:
+        job.stop_sent = now
+        _signal(job, signal.SIGTERM)
+    elif now - job.stop_sent > kill_after_s:
+        _signal(job, signal.SIGKILL)
+
+
+def _signal(job: Job, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        job.proc.send_signal(signum)
+
+
+def tail(run_dir: Path, lines: int = 3) -> str:
+    """The last lines a run printed: why it failed, for the summary."""
+    try:
+        text = (run_dir / LOG_FILE).read_text(errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])

@@ -1,0 +1,140 @@
+"""A sweep file as W&B reads it, and the command line of one of its runs, built the way `wandb
+agent` builds it (W&B's own macro expansion), so that a run is the same process online and offline.
+
+A run's identity is its overrides: `run_key` hashes them, so a ledger can tell a run it has seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import ConfigError
+
+# What `wandb agent` puts in place of ${env}, ${interpreter} and ${program}; the `${args...}`
+# macros come from W&B's own create_sweep_command_args. ${args_json_file} needs a file the agent
+# writes, which no run here reads.
+SUPPORTED_MACROS = ("env", "interpreter", "program", "args", "args_no_hyphens", "args_no_equals",
+                    "args_no_boolean_flags", "args_json", "args_append_hydra", "args_override_hydra")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    config: dict[str, Any]  # the sweep file, as W&B reads it
+    path: Path
+
+    @property
+    def method(self) -> str:
+        return self.config["method"]
+
+    @property
+    def metric(self) -> dict[str, str] | None:
+        return self.config.get("metric")
+
+    @property
+    def run_cap(self) -> int | None:
+        return self.config.get("run_cap")
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and check a sweep file; a problem is one ConfigError naming it."""
+    from harness.sweep.propose import engine
+
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read sweep file {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: a sweep file is a mapping (method, metric, parameters ...)")
+    violations = engine().schema_violations_from_proposed_config(config)
+    if violations:
+        raise ConfigError(f"{path} is not a valid W&B sweep: {'; '.join(violations)}")
+    if config["method"] == "custom":
+        raise ConfigError(f"{path}: method custom needs a W&B server; use grid, random or bayes")
+    for chunk in config.get("command", []):
+        chunk = str(chunk)
+        if chunk.startswith("${") and chunk.endswith("}") and chunk[2:-1] not in SUPPORTED_MACROS:
+            raise ConfigError(
+                f"{path}: command macro {chunk} is not supported offline; "
+                f"supported: {', '.join('${' + m + '}' for m in SUPPORTED_MACROS)}"
+            )
+    return SweepSpec(name=str(config.get("name") or path.stem), config=config, path=path)
+
+
+def plain(value: Any) -> Any:
+    """numpy scalars and containers of them as plain Python values (`sweeps` returns numpy floats)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    item = getattr(value, "item", None)
+    return item() if callable(item) and type(value).__module__ == "numpy" else value
+
+
+def overrides(params: dict[str, Any]) -> list[str]:
+    """key=value strings exactly as `wandb agent` writes them for ${args_no_hyphens}."""
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    return create_sweep_command_args({"args": {k: {"value": v} for k, v in params.items()}})[
+        "args_no_hyphens"
+    ]
+
+
+def run_key(params: dict[str, Any], extra: list[str]) -> str:
+    """12 hex digits that name a run by what it runs: its sorted overrides."""
+    text = "\n".join(sorted(overrides(params) + list(extra)))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def apply_extra(spec: SweepSpec, extra: list[str]) -> tuple[SweepSpec, dict[str, str]]:
+    """Extra KEY=VALUE overrides for every run. One naming a constant parameter of the sweep
+    (`value:`) replaces its value; one naming a swept parameter is an error; the others are
+    returned as fixed args, W&B style ({key: value})."""
+    parameters = dict(spec.config["parameters"])
+    fixed: dict[str, str] = {}
+    for item in extra:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"extra override {item!r} is not KEY=VALUE")
+        param = parameters.get(key.lstrip("+~"))
+        if param is None:
+            fixed[key] = value
+        elif set(param) == {"value"}:
+            parameters[key] = {"value": yaml.safe_load(value) if value else value}
+        else:
+            raise ConfigError(f"{key} is swept by {spec.name}; it cannot be fixed for every run")
+    config = {**spec.config, "parameters": parameters}
+    return SweepSpec(name=spec.name, config=config, path=spec.path), fixed
+
+
+def command(spec: SweepSpec, params: dict[str, Any], fixed: dict[str, str]) -> list[str]:
+    """The argv `wandb agent` would run for these parameters, plus the fixed args (the extra
+    overrides and hydra.run.dir), which go wherever the sweep's ${args...} macro puts arguments."""
+    from wandb.sdk.launch.sweeps.utils import (
+        DEFAULT_SWEEP_COMMAND,
+        create_sweep_command,
+        create_sweep_command_args,
+    )
+
+    args = {k: {"value": v} for k, v in {**params, **fixed}.items()}
+    macros: dict[str, list[str]] = create_sweep_command_args({"args": args})  # type: ignore[assignment]
+    macros["env"] = ["/usr/bin/env"]
+    macros["interpreter"] = [sys.executable]  # the agent says "python"; this one has the harness
+    macros["program"] = [str(spec.config.get("program", "train.py"))]
+    argv: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        template = create_sweep_command(list(spec.config.get("command") or DEFAULT_SWEEP_COMMAND))
+    for chunk in map(str, template):
+        argv += macros[chunk[2:-1]] if chunk.startswith("${") and chunk.endswith("}") else [chunk]
+    return argv

@@ -1,0 +1,148 @@
+"""The sweep report: its numbers (best setting, time to target, performance profile), the files
+it writes, and reading an online sweep through a stand-in for W&B's public API."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from harness.sweep.report import analysis
+from harness.sweep.report.build import parse_targets, write_report
+from harness.sweep.report.online import read_wandb
+from harness.sweep.report.records import RunRecord, SweepData
+
+
+def _run(task, opt, lr, seed, status="finished", accs=(0.5, 0.8, 0.9)) -> RunRecord:
+    history = [
+        {"step": 10 * (i + 1) - 1, "val/acc": a, "train/loss": 1 - a} for i, a in enumerate(accs)
+    ]
+    return RunRecord(
+        name=f"{task}-{opt}-{lr}-{seed}", task=task, optimizer=opt,
+        params={"optim": opt, "optim.lr": lr, "seed": seed}, lr=lr, seed=seed, status=status,
+        metrics={} if status == "diverged" else {"val/acc": accs[-1], "test/acc": accs[-1] - 0.01},
+        history=history,
+    )  # fmt: skip
+
+
+def _sweep(runs) -> SweepData:
+    return SweepData(name="s", metric="val/acc", goal="maximize", runs=runs, source="test")
+
+
+def test_best_setting_is_the_best_mean_among_settings_that_never_diverged() -> None:
+    runs = [
+        _run("a/m", "sgd", 0.1, 0, accs=(0.5, 0.9, 0.95)),
+        _run("a/m", "sgd", 0.1, 1, status="diverged"),  # best seed, but the setting diverged once
+        _run("a/m", "sgd", 0.01, 0, accs=(0.5, 0.8, 0.90)),
+        _run("a/m", "sgd", 0.01, 1, accs=(0.5, 0.8, 0.92)),
+    ]
+    sweep = _sweep(runs)
+    items = analysis.settings(sweep)["a/m"]["sgd"]
+    assert [s.lr for s in items] == [0.01, 0.1]
+    best = analysis.best_setting(items, "val/acc", True)
+    assert best.lr == 0.01 and best.finals("val/acc") == [0.90, 0.92]
+    assert analysis.mean_std(best.finals("val/acc")) == pytest.approx((0.91, 0.01414), abs=1e-4)
+
+
+def test_time_to_target_and_performance_profile() -> None:
+    fast = _run("a/m", "adam", 0.001, 0, accs=(0.9, 0.95, 0.96))
+    slow = _run("a/m", "sgd", 0.1, 0, accs=(0.5, 0.9, 0.96))
+    never = _run("b/m", "sgd", 0.1, 0, accs=(0.1, 0.2, 0.3))
+    assert analysis.steps_to_target(fast, "val/acc", 0.9, True) == 10  # first check, after 10 steps
+    assert analysis.steps_to_target(slow, "val/acc", 0.9, True) == 20
+    assert math.isinf(analysis.steps_to_target(never, "val/acc", 0.9, True))
+    per_opt = analysis.settings(
+        _sweep([fast, slow, _run("a/m", "sgd", 0.1, 1, accs=(0.5, 0.9, 0.94))])
+    )["a/m"]
+    assert analysis.default_target(per_opt, "val/acc", True) == pytest.approx(0.96 * 0.98)
+    times = {"a/m": {"adam": 20.0, "sgd": 30.0}, "b/m": {"adam": 30.0, "sgd": math.inf}}
+    rho = analysis.performance_profile(times, [1.0, 1.5, 100.0])
+    assert rho == {"adam": [1.0, 1.0, 1.0], "sgd": [0.0, 0.5, 0.5]}
+
+
+def test_report_writes_markdown_html_and_plots(tmp_path: Path) -> None:
+    runs = [_run(t, o, lr, s, accs=(0.5, 0.7 + lr, 0.8 + lr)) for t in ("a/m", "b/m") for o in ("sgd", "adam") for lr in (0.01, 0.1) for s in (0, 1)]  # fmt: skip
+    runs.append(_run("a/m", "sgd", 1.0, 0, status="diverged"))
+    runs[0].monitor, runs[0].mode = "val/acc", "max"  # as results.json records it
+    path = write_report(_sweep(runs), tmp_path, targets={"b/m": 0.85})
+    text = path.read_text()
+    row = "| a/m | sgd | optim.lr=0.1 | val/acc 0.9000 ± 0.0000 (n=2) | test/acc 0.8900 ± 0.0000 (n=2) | 1 of 3 |"  # fmt: skip
+    assert row in text
+    assert "| b/m | val/acc | 0.85 |" in text  # the given target
+    for name in ("sensitivity_a_m.png", "curves_b_m.png", "profile.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+        assert f"({name})" in text and f"src='{name}'" in (tmp_path / "report.html").read_text()
+
+
+def test_bad_target_is_a_clear_error() -> None:
+    from harness.errors import ConfigError
+
+    assert parse_targets(["digits/cnn=0.9"]) == {"digits/cnn": 0.9}
+    with pytest.raises(ConfigError, match="TASK=NUMBER"):
+        parse_targets(["digits/cnn=high"])
+
+
+class FakeApi:
+    """What read_wandb uses of wandb.Api: sweep(path) -> .config, .runs (id, config, summary,
+    state, scan_history)."""
+
+    def sweep(self, path: str):
+        assert path == "me/proj/abc123"
+
+        def run(i, lr, status, accs):
+            rows = [{"_step": k, "trainer/global_step": 10 * k + 9, "val/acc": a, "epoch": k} for k, a in enumerate(accs)]  # fmt: skip
+            return SimpleNamespace(
+                id=f"r{i}", state="finished" if status != "crashed" else "crashed",
+                config={"optim": "adam", "optim.lr": lr, "seed": 0, "data": {"_target_": "x"},
+                        "meta": {"choices": {"data": "digits", "model": "cnn", "optim": "adam"}}},
+                summary={"status": status, "val/acc": accs[-1], "runtime_s": 3.0} if status != "crashed" else {},
+                scan_history=lambda keys=None, rows=rows: iter(rows),
+            )  # fmt: skip
+
+        return SimpleNamespace(
+            config={"name": "online", "metric": {"name": "val/acc", "goal": "maximize"},
+                    "parameters": {"optim": {"value": "adam"}, "optim.lr": {"values": [0.001, 0.1]}}},
+            runs=[run(0, 0.001, "finished", [0.5, 0.9]), run(1, 0.1, "diverged", [0.2]), run(2, 0.1, "crashed", [])],
+        )  # fmt: skip
+
+
+def test_online_sweep_is_read_through_the_public_api(tmp_path: Path) -> None:
+    sweep = read_wandb("me/proj/abc123", api=FakeApi())
+    assert sweep.name == "online" and sweep.metric == "val/acc" and sweep.maximize
+    first, diverged, crashed = sweep.runs
+    assert (first.task, first.optimizer, first.lr, first.status) == (
+        "digits/cnn",
+        "adam",
+        0.001,
+        "finished",
+    )
+    assert first.history[-1]["step"] == 19 and first.metrics["val/acc"] == 0.9
+    assert diverged.status == "diverged" and crashed.status == "failed"
+    assert "| digits/cnn | adam | optim.lr=0.001 |" in write_report(sweep, tmp_path).read_text()
+
+
+def test_a_finished_run_whose_loss_went_nan_counts_as_diverged() -> None:
+    from harness.sweep.report.records import settle
+
+    assert settle("finished", [{"train/loss": 2.0}, {"train/loss": float("nan")}]) == "diverged"
+    assert settle("finished", [{"train/loss": 2.0}, {"val/acc": 0.5}]) == "finished"
+    assert settle("failed", [{"train/loss": float("inf")}]) == "failed"
+
+
+def test_rerun_writes_each_best_setting_as_a_sweep_file_with_more_seeds(tmp_path: Path) -> None:
+    import yaml
+
+    from harness.sweep.rerun import best_sweep_files
+    from harness.sweep.spec import load_spec
+
+    runs = [_run("a/m", o, lr, 0, accs=(0.5, 0.9 - abs(lr - 0.01))) for o in ("sgd", "adam") for lr in (0.001, 0.01, 0.1)]  # fmt: skip
+    base = {"name": "s", "program": "train.py", "method": "grid", "metric": {"name": "val/acc", "goal": "maximize"},
+            "early_terminate": {"type": "hyperband", "min_iter": 2}, "parameters": {}}  # fmt: skip
+    paths = best_sweep_files(_sweep(runs), base, 10, tmp_path)
+    assert [p.name for p in paths] == ["a_m_adam.yaml", "a_m_sgd.yaml"]
+    config = yaml.safe_load(paths[1].read_text())
+    assert config["parameters"] == {"optim": {"value": "sgd"}, "optim.lr": {"value": 0.01}, "seed": {"values": list(range(10))}}  # fmt: skip
+    assert "early_terminate" not in config
+    assert load_spec(paths[1]).name == "s-best-a_m_sgd"  # a valid W&B sweep file
