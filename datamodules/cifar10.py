@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torchvision.datasets import CIFAR10
 
+from datamodules.download import download_lock
 from datamodules.errors import DatasetError
 from datamodules.image import ImageDataModule, Splits, split_off
 
@@ -72,7 +73,11 @@ class CIFAR10DataModule(ImageDataModule):
 
     def prepare_data(self) -> None:
         folder = self.root / FOLDER
-        if self.download and not all((folder / name).exists() for name, _ in FILES):
+        if not self.download:
+            return
+        with download_lock(self.root):
+            if all((folder / name).exists() for name, _ in FILES):
+                return
             try:
                 CIFAR10(str(self.root), train=True, download=True)  # fetches and checks the archive
             except Exception as e:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from torchvision.datasets import MNIST, FashionMNIST
 
+from datamodules.download import download_lock
 from datamodules.errors import DatasetError
 from datamodules.image import ImageDataModule, Splits, split_off
 
@@ -41,14 +42,16 @@ class MNISTDataModule(ImageDataModule):
         return self.root / self.dataset_class.__name__ / "raw"
 
     def prepare_data(self) -> None:
-        if self.download:
-            try:
+        if not self.download:
+            return
+        try:
+            with download_lock(self.root):
                 for train in (True, False):
                     self.dataset_class(str(self.root), train=train, download=True)
-            except Exception as e:
-                raise DatasetError(
-                    f"could not download {self.dataset_class.__name__} into {self.root}: {e}"
-                ) from e
+        except Exception as e:
+            raise DatasetError(
+                f"could not download {self.dataset_class.__name__} into {self.root}: {e}"
+            ) from e
 
     def load_splits(self) -> Splits:
         name = self.dataset_class.__name__

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 
 class ConfigInCheckpoint(L.Callback):
@@ -28,3 +29,27 @@ class ValidateAtLastStep(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if 0 < trainer.max_steps <= trainer.global_step:
             trainer.should_stop = True
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, showing train/loss as of the last logging step.
+
+    A metric logged with prog_bar=True is turned into a Python number on every step, which on a
+    GPU waits for the step to finish (a host-device sync per step). This bar reads the loss only
+    every log_every_n_steps, when the loggers read it anyway."""
+
+    def __init__(self, keys: tuple[str, ...] = ("train/loss",)) -> None:
+        super().__init__()
+        self.keys = keys
+        self.shown: dict[str, float] = {}
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
+    ) -> None:
+        if trainer.global_step % trainer.log_every_n_steps == 0:
+            metrics = trainer.callback_metrics
+            self.shown = {k: float(metrics[k]) for k in self.keys if k in metrics}
+        super().on_train_batch_end(trainer, pl_module, *args)
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        return {**super().get_metrics(trainer, pl_module), **self.shown}

@@ -15,13 +15,13 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 from datamodules.errors import DatasetError
 from harness import wandb_logger
-from harness.build import build_callbacks, build_datamodule, build_module, build_net
-from harness.callbacks import ConfigInCheckpoint, ValidateAtLastStep
+from harness.build import build_callbacks, build_datamodule, build_module, build_net, speed_up
+from harness.callbacks import ConfigInCheckpoint, ProgressBar, ValidateAtLastStep
 from harness.checks import check_config, explained
 from harness.errors import ConfigError, DataUnavailableError
 from harness.results import BestMetrics, metrics_of, write_results
@@ -77,6 +77,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         net = build_net(cfg, dims)
         module = build_module(cfg, net, dims)
     n_params = sum(p.numel() for p in net.parameters())
+    speed_up(net, compile=cfg.compile, channels_last=cfg.channels_last)
 
     meta = {
         "params": n_params,
@@ -87,11 +88,13 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     ckpt_dir = run_dir / "checkpoints"
     loggers: list[Any] = []
     wandb_settings = cfg.logger.get("wandb")
+    wb = None
     if wandb_settings is not None:
+        wandb_id = wandb_logger.run_id(ckpt_dir, resume_from)
         wb = wandb_logger.make_wandb_logger(
             OmegaConf.to_container(wandb_settings, resolve=True),
             run_dir,
-            wandb_logger.run_id(ckpt_dir, resume_from),
+            wandb_id,
             {**config, "meta": meta},
         )
         if wb is not None:
@@ -119,10 +122,20 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             best,
             ConfigInCheckpoint(config),
             ValidateAtLastStep(),
+            *([ProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
             *extra_callbacks,
         ],
         default_root_dir=str(run_dir),
     )
+    # Known once the Trainer has resolved devices and nodes. data.batch_size is per device.
+    meta["world_size"] = trainer.world_size
+    if isinstance(cfg.data.get("batch_size"), int):
+        meta["global_batch_size"] = (
+            cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+        )
+    if wb is not None and trainer.is_global_zero:  # Lightning's loggers write on rank zero only
+        wandb_logger.save_run_id(ckpt_dir, wandb_id)
+        wb.log_hyperparams({"meta": meta})
     results: dict[str, Any] = {
         "status": "failed",
         "monitor": cfg.task.monitor,
@@ -152,10 +165,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             steps=trainer.global_step,
             runtime_s=round(time.time() - started, 3),
         )
-        write_results(run_dir, results)
-        for lg in loggers:
-            if isinstance(lg, WandbLogger):
-                lg.experiment.summary.update(
+        if trainer.is_global_zero:  # every rank has the same (reduced) metrics; one writes them
+            write_results(run_dir, results)
+            if wb is not None:
+                wb.experiment.summary.update(
                     {k: v for k, v in results.items() if isinstance(v, (int, float, str))}
                 )
         wandb_logger.finish(exit_code)

@@ -75,8 +75,6 @@ def make_wandb_logger(
         return None
     from lightning.pytorch.loggers import WandbLogger
 
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "checkpoints" / ID_FILE).write_text(run_id)
     return WandbLogger(
         save_dir=str(run_dir),
         id=run_id,
@@ -88,6 +86,13 @@ def make_wandb_logger(
         mode=mode,
         config=config,
     )
+
+
+def save_run_id(checkpoint_dir: Path, run_id: str) -> None:
+    """Beside the checkpoints, so that resuming from them continues this W&B run (rank zero only:
+    every other rank drew its own, unused id)."""
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    (checkpoint_dir / ID_FILE).write_text(run_id)
 
 
 def finish(exit_code: int) -> None:

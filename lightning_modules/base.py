@@ -82,9 +82,15 @@ class TrainingModule(L.LightningModule):
         }
 
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
-        # The lr this step uses, and the global gradient norm before any clipping (AMP-unscaled).
-        # Tensors stay on the device; Lightning reads them only every log_every_n_steps.
-        self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False)
+        # The lr this step uses, and the global gradient norm before any clipping (AMP-unscaled;
+        # under DDP the gradients are already averaged over ranks). Both stay on the device, and
+        # Lightning reads them only every log_every_n_steps: no host-device sync per step.
+        # (self.log of a Python float would be torch.tensor(lr, device=...), a blocking copy to
+        # the GPU; torch.full passes the value as a kernel argument instead.)
+        lr = optimizer.param_groups[0]["lr"]
+        if not isinstance(lr, torch.Tensor):
+            lr = torch.full((), lr, device=self.device)
+        self.log("train/lr", lr, on_step=True, on_epoch=False)
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         if grads:
             norm = torch.nn.utils.get_total_norm(grads)

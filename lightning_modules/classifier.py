@@ -60,8 +60,11 @@ class Classifier(TrainingModule):
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
-        self.train_acc(logits, y)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y))
+        self.train_acc.update(logits, y)  # not forward(): the per-batch value would go unused
+        # Not prog_bar=True: Lightning would turn it into a Python number every step, a host-device
+        # sync on a GPU (harness.callbacks.ProgressBar shows it at the logging interval instead).
+        # Under DDP this is rank zero's loss on its part of the batch; epoch metrics are reduced.
+        self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(y))
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
@@ -70,7 +73,10 @@ class Classifier(TrainingModule):
         logits = self(x)
         loss = F.cross_entropy(logits, y)  # unsmoothed: comparable across label_smoothing values
         metrics.update(logits, y)
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        # sync_dist: the mean over every rank's samples (reduced once, at the end of the epoch).
+        self.log(
+            f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True
+        )
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=split == "val")
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
