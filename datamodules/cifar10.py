@@ -63,8 +63,12 @@ class CIFAR10DataModule(ImageDataModule):
         augment: bool = True,
         verify: bool = True,
         seed: int = 0,
+        loader: str = "tensor",
+        num_workers: int = 2,
     ) -> None:
-        super().__init__(batch_size, augment=augment, seed=seed)
+        super().__init__(
+            batch_size, augment=augment, seed=seed, loader=loader, num_workers=num_workers
+        )
         if not isinstance(val_size, int) or not 0 < val_size < 50000:
             raise ValueError(f"data.val_size must be an integer in [1, 49999], got {val_size!r}")
         self.root = Path(root)

@@ -22,8 +22,12 @@ class DigitsDataModule(ImageDataModule):
         split_seed: int = 0,
         augment: bool = False,
         seed: int = 0,
+        loader: str = "tensor",
+        num_workers: int = 2,
     ) -> None:
-        super().__init__(batch_size, augment=augment, seed=seed)
+        super().__init__(
+            batch_size, augment=augment, seed=seed, loader=loader, num_workers=num_workers
+        )
         check_fraction("data.test_fraction", test_fraction, allow_zero=False)
         check_fraction("data.val_fraction", val_fraction, allow_zero=False)
         self.test_fraction, self.val_fraction, self.split_seed = (

@@ -30,8 +30,12 @@ class MNISTDataModule(ImageDataModule):
         split_seed: int = 0,
         augment: bool = False,
         seed: int = 0,
+        loader: str = "tensor",
+        num_workers: int = 2,
     ) -> None:
-        super().__init__(batch_size, augment=augment, seed=seed)
+        super().__init__(
+            batch_size, augment=augment, seed=seed, loader=loader, num_workers=num_workers
+        )
         if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 1:
             raise ValueError(f"data.val_size must be a positive integer, got {val_size!r}")
         self.root = Path(root)

@@ -4,10 +4,12 @@ The whole split lives in a few tensors (uint8 images, int64 labels...). A batch 
 index_select per tensor plus a batch-wide transform (augmentation, normalisation), so there is no
 per-sample Python and no worker process: the approach of the fastest CIFAR-10 trainers (airbench).
 
-Randomness is a pure function of (seed, epoch, batch index): the epoch's order comes from
-(seed, epoch) and each batch's augmentation from (seed, epoch, batch). A run resumed mid-epoch
-therefore sees exactly the batches it would have seen, and every rank of a distributed run shares
-one permutation and takes its own slice of it (as torch's DistributedSampler does).
+Randomness is a pure function of (seed, epoch, batch index, rank): the epoch's order comes from
+(seed, epoch) and each batch's augmentation from (seed, epoch, batch, rank). A run resumed
+mid-epoch therefore sees exactly the batches it would have seen, and every rank of a distributed
+run shares one permutation and takes its own strided slice of it (as torch's DistributedSampler
+does), so the ranks' batches b together hold the samples of a one-process run's batch b with the
+global batch size; each rank augments its part with its own random draws.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ class TensorLoader:
             batch = tuple(t.index_select(0, idx) for t in self.tensors)
             if self.transform is not None:
                 g = torch.Generator(device=self.device)
-                g.manual_seed(derive_seed(self.seed, self.sampler.epoch, b))
+                g.manual_seed(derive_seed(self.seed, self.sampler.epoch, b, self.sampler.rank))
                 batch = self.transform(batch, g)
             self._next_batch = b + 1
             yield batch

@@ -41,8 +41,8 @@ class Classifier(TrainingModule):
         # Plain values only: the checkpoint must load with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.label_smoothing = label_smoothing
-        # validate_args=False: torchmetrics' input checks read label values on the host (a
-        # device sync per step); the labels come from the datamodule, and cross_entropy checks them.
+        # validate_args=False: some of torchmetrics' input checks read values on the host (AUROC
+        # counts the distinct labels: a device sync per step); cross_entropy checks the labels.
         self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         metrics = MetricCollection(
             {

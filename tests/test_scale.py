@@ -6,12 +6,15 @@ config composes into parameters submitit accepts."""
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -112,3 +115,40 @@ def test_compile_trains_and_keeps_checkpoint_names(tmp_path: Path) -> None:
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it did compile
     keys = state(tmp_path).keys()
     assert not [k for k in keys if "_orig_mod" in k]  # loads into an uncompiled network
+
+
+# Calls that read a tensor's value on the host: on a GPU each one waits for the queued work.
+HOST_READS = [(torch.Tensor, n) for n in ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "nonzero")] + [(torch, "unique"), (torch, "nonzero")]  # fmt: skip
+READS: list[str] = []
+STARTS: list[tuple[int, int]] = []  # (global step, reads so far) at each training batch start
+
+
+def counting(original: Callable, name: str) -> Callable:
+    def counted(*args: object, **kwargs: object) -> object:
+        if "torch/optim/" not in sys._getframe(1).f_code.co_filename:
+            READS.append(name)
+        return original(*args, **kwargs)
+
+    return counted
+
+
+class StepMarks(L.Callback):
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        STARTS.append((trainer.global_step, len(READS)))
+
+
+def test_logging_reads_no_tensor_on_steps_it_does_not_log(tmp_path: Path, monkeypatch) -> None:
+    """On a CPU nothing syncs, so count the calls that would: a step that logs nothing must make
+    none (torch.optim's own step counters live on the host by design and are left out)."""
+    for owner, name in HOST_READS:
+        monkeypatch.setattr(owner, name, counting(getattr(owner, name), name))
+    READS.clear(), STARTS.clear()
+    train(compose([*FAST, "data=digits", "model=cnn", "trainer.max_steps=13", "trainer.log_every_n_steps=4",
+                   "trainer.enable_progress_bar=true", "+callbacks.marks._target_=tests.test_scale.StepMarks"]),
+          tmp_path)  # fmt: skip
+    reads = {
+        step: b - a for (step, a), (_, b) in itertools.pairwise(STARTS)
+    }  # from one start to the next
+    assert len(reads) == 12
+    # Lightning logs (and the progress bar reads train/loss) after steps 4, 8, 12.
+    assert {step for step, n in reads.items() if n} == {3, 7, 11}, reads
