@@ -152,3 +152,35 @@ def test_logging_reads_no_tensor_on_steps_it_does_not_log(tmp_path: Path, monkey
     assert len(reads) == 12
     # Lightning logs (and the progress bar reads train/loss) after steps 4, 8, 12.
     assert {step for step, n in reads.items() if n} == {3, 7, 11}, reads
+
+
+def test_slurm_launcher_config_makes_a_valid_sbatch_script(tmp_path: Path, monkeypatch) -> None:
+    """hydra/launcher=slurm composes, and submitit (which validates every parameter name) turns
+    it into the sbatch script a multirun would submit, as the launcher plugin does."""
+    import submitit
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3", job_name="train"):
+        cfg = hydra_compose("config", ["hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                                       "hydra.launcher.gpus_per_node=4", "hydra.launcher.tasks_per_node=4",
+                                       "trainer=ddp", "trainer.devices=4"], return_hydra_config=True)  # fmt: skip
+    HydraConfig.instance().set_config(cfg)
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "SlurmLauncher"
+
+    (tmp_path / "srun").write_text("#!/bin/sh\n")  # submitit looks for srun before anything else
+    (tmp_path / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    executor = submitit.AutoExecutor(folder=tmp_path / "jobs", cluster="slurm")
+    generic = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in generic else f"slurm_{k}": v
+                                  for k, v in launcher.params.items()
+                                  if k not in ("submitit_folder", "max_num_timeout")})  # fmt: skip
+    script = executor._executor._make_submission_file_text("python -u job.py", "0")
+    for line in ("--partition=gpu", "--gpus-per-node=4", "--ntasks-per-node=4", "--time=240"):
+        assert f"#SBATCH {line}\n" in script, line
