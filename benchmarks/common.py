@@ -1,0 +1,132 @@
+"""What the benchmarks share: the machine's description, data files of the real sizes in the real
+on-disk formats, running the harness in-process, and timing side by side."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+
+ROOT = Path(__file__).resolve().parent.parent
+# Written once, then reused: MNIST 60,000 + 10,000 and CIFAR-10 50,000 + 10,000 images of
+# learnable random data (tests/fixtures.py), no download.
+DATA_DIR = Path(os.environ.get("BENCH_DATA_DIR", "/tmp/harness-bench-data"))
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_average() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device(),
+        "load_average": load_average(),
+        "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def bench_data() -> Path:
+    """DATA_DIR holding MNIST/raw and cifar-10-batches-py at their real sizes (made on first use)."""
+    from tests.fixtures import write_cifar10, write_mnist
+
+    if not (DATA_DIR / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").is_file():
+        write_mnist(DATA_DIR, "MNIST", n_train=60000, n_test=10000)
+    if not (DATA_DIR / "cifar-10-batches-py" / "test_batch").is_file():
+        write_cifar10(DATA_DIR, per_batch=10000)
+    return DATA_DIR
+
+
+# The data options of the benchmarks, pointed at bench_data() (checksums off: the files are not
+# the published ones).
+def data_overrides(data: str) -> list[str]:
+    extra = ["data.verify=false"] if data == "cifar10" else []
+    return [f"data={data}", f"data.root={bench_data()}", "data.download=false", *extra]
+
+
+def compose(overrides: list[str]):
+    from tests.conftest import compose as compose_config
+
+    return compose_config(overrides)
+
+
+def run_harness(overrides: list[str], run_dir: Path) -> dict[str, Any]:
+    from harness.run import train
+
+    return train(compose(overrides), run_dir)
+
+
+def sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class StepTimer(L.Callback):
+    """Clock readings at the end of step `warmup` and of the last step (the device synchronised
+    there only, so the timed steps run as they would)."""
+
+    marks: ClassVar[list[float]] = []  # read by the benchmark after the run
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step in (self.warmup, trainer.max_steps):
+            sync()
+            StepTimer.marks.append(time.perf_counter())
+
+
+def interleaved(candidates: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Run each candidate once per round, in turn, `repeats` rounds: a slow spell on a shared
+    machine then hits every candidate alike rather than one of them."""
+    results: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            results[name].append(fn())
+    return results
+
+
+def summary(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.4g}"
+    return f"{statistics.median(values):.4g} (min {min(values):.4g}, max {max(values):.4g})"
+
+
+def paired_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """Median over rounds of numerator / denominator measured in the same round."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
+
+
+def wall(command: list[str], env: dict[str, str] | None = None) -> float:
+    """Seconds a command takes, start to exit."""
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, env={**os.environ, **(env or {})}, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return time.perf_counter() - started
+
+
+PYTHON = sys.executable
