@@ -36,11 +36,18 @@ def test_evaluation_batches_are_equal(data_root: Path) -> None:
         assert yb.tolist() == ya.tolist()
 
 
+def pixels(x: torch.Tensor, dm: CIFAR10DataModule) -> torch.Tensor:
+    """Normalised floats (N, C, H, W) back to the uint8 pixels they came from."""
+    mean = torch.tensor(dm.mean).view(-1, 1, 1)
+    std = torch.tensor(dm.std).view(-1, 1, 1)
+    return ((x * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
+
+
 def test_a_training_epoch_holds_the_same_samples(data_root: Path) -> None:
     def epoch(dm: CIFAR10DataModule) -> list[bytes]:
         batches = list(dm.train_dataloader())
         assert [len(y) for _, y in batches] == [8] * 10  # 80 images, last partial batch dropped
-        return sorted(x.numpy().tobytes() for xb, _ in batches for x in xb)
+        return sorted(x.numpy().tobytes() for xb, _ in batches for x in pixels(xb, dm))
 
     assert epoch(cifar(data_root, "tensor")) == epoch(cifar(data_root, "dataloader"))
 
@@ -57,11 +64,8 @@ def augmentation_counts(outputs: torch.Tensor, image: torch.Tensor, dm: CIFAR10D
             crop = padded[:, dy : dy + size, dx : dx + size]
             candidates[crop.numpy().tobytes()] = len(candidates)
             candidates[crop.flip(-1).numpy().tobytes()] = len(candidates)
-    mean = torch.tensor(dm.mean).view(-1, 1, 1)
-    std = torch.tensor(dm.std).view(-1, 1, 1)
-    pixels = ((outputs * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
     counts = np.zeros(len(candidates), dtype=np.int64)
-    for x in pixels:
+    for x in pixels(outputs, dm):
         counts[candidates[x.numpy().tobytes()]] += 1  # KeyError: not a crop-and-flip of the image
     return counts
 
