@@ -3,17 +3,17 @@ on-disk formats, running the harness in-process, and timing side by side."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
-
-import lightning as L
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # Written once, then reused: MNIST 60,000 + 10,000 and CIFAR-10 50,000 + 10,000 images of
@@ -85,19 +85,7 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-class StepTimer(L.Callback):
-    """Clock readings at the end of step `warmup` and of the last step (the device synchronised
-    there only, so the timed steps run as they would)."""
-
-    marks: ClassVar[list[float]] = []  # read by the benchmark after the run
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup = warmup
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if trainer.global_step in (self.warmup, trainer.max_steps):
-            sync()
-            StepTimer.marks.append(time.perf_counter())
+FIRST_STEP = "first training step at "
 
 
 def interleaved(candidates: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
@@ -130,3 +118,37 @@ def wall(command: list[str], env: dict[str, str] | None = None) -> float:
 
 
 PYTHON = sys.executable
+
+
+class GPUUtilisation:
+    """Samples nvidia-smi's GPU utilisation (percent of time a kernel ran), every 200 ms, while in
+    the block; `mean_between(t0, t1)` averages the samples read between two perf_counter() times.
+    No GPU or no nvidia-smi: no samples, and the mean is None."""
+
+    def __enter__(self) -> GPUUtilisation:
+        self.samples: list[tuple[float, float]] = []  # (perf_counter, percent)
+        self.proc = None
+        if device() == "cuda":
+            try:
+                self.proc = subprocess.Popen(
+                    ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                     "-lms", "200"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+            except OSError:
+                return self
+            self.reader = threading.Thread(target=self._read, daemon=True)
+            self.reader.start()
+        return self
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with contextlib.suppress(ValueError):
+                self.samples.append((time.perf_counter(), float(line.split(",")[0])))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.reader.join(timeout=5)
+
+    def mean_between(self, start: float, end: float) -> float | None:
+        inside = [pct for t, pct in self.samples if start <= t <= end]
+        return statistics.mean(inside) if inside else None

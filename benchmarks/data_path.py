@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 import lightning as L
-import torch
 
 from benchmarks.common import compose, data_overrides, interleaved, paired_ratio, summary, sync
 from harness.build import build_datamodule

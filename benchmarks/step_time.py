@@ -21,8 +21,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from benchmarks.callbacks import StepTimer
 from benchmarks.common import (
-    StepTimer,
+    GPUUtilisation,
     data_overrides,
     device,
     interleaved,
@@ -50,16 +51,19 @@ CASES = {
 }
 
 
-def harness_step(data: str, model: list[str], steps: int) -> float:
-    """Seconds per training step of the harness."""
+def harness_step(data: str, model: list[str], steps: int, extra: tuple[str, ...] = ()) -> float:
+    """Seconds per training step of the harness (extra: more overrides)."""
     StepTimer.marks.clear()
-    with tempfile.TemporaryDirectory() as run_dir:
+    with tempfile.TemporaryDirectory() as run_dir, GPUUtilisation() as gpu:
         run_harness([*data_overrides(data), *model, f"data.batch_size={BATCH}", "optim=adamw",
                      "scheduler=warmup_cosine", "trainer.max_epochs=-1", f"trainer.max_steps={WARMUP + steps}",
                      "trainer.limit_val_batches=1", "test=false",
-                     "+callbacks.step_timer._target_=benchmarks.common.StepTimer",
-                     f"+callbacks.step_timer.warmup={WARMUP}"], Path(run_dir))  # fmt: skip
+                     "+callbacks.step_timer._target_=benchmarks.callbacks.StepTimer",
+                     f"+callbacks.step_timer.warmup={WARMUP}", *extra], Path(run_dir))  # fmt: skip
     start, end = StepTimer.marks
+    utilisation = gpu.mean_between(start, end)
+    if utilisation is not None:
+        print(f"  GPU utilisation over the harness's timed steps: {utilisation:.0f}%")
     return (end - start) / steps
 
 
