@@ -143,8 +143,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         **meta,
     }
     exit_code = 1
+    saved: tuple[str, str] | None = None  # best and last checkpoint paths once fit returns
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        # Read now: testing the best checkpoint restores this callback's state as it was then.
+        saved = paths(checkpoint)
         results.update(metrics_of(trainer))
         if cfg.test and checkpoint.best_model_path:
             trainer.test(
@@ -159,8 +162,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     finally:
         results.update(
             best=best.best,
-            best_checkpoint=_relative(checkpoint.best_model_path, run_dir),
-            last_checkpoint=_relative(checkpoint.last_model_path, run_dir),
+            best_checkpoint=_relative((saved or paths(checkpoint))[0], run_dir),
+            last_checkpoint=_relative((saved or paths(checkpoint))[1], run_dir),
             epochs=trainer.current_epoch,
             steps=trainer.global_step,
             runtime_s=round(time.time() - started, 3),
@@ -173,6 +176,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
                 )
         wandb_logger.finish(exit_code)
     return results
+
+
+def paths(checkpoint: ModelCheckpoint) -> tuple[str, str]:
+    return checkpoint.best_model_path, checkpoint.last_model_path
 
 
 def _relative(path: str | None, run_dir: Path) -> str | None:

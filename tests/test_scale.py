@@ -61,6 +61,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path: Path) -> None:
     one, two = read_results(single), read_results(ddp)
     assert (one["world_size"], one["global_batch_size"]) == (1, 16)
     assert (two["world_size"], two["global_batch_size"]) == (2, 16)
+    assert one["last_checkpoint"] == two["last_checkpoint"] == "checkpoints/last.ckpt"
     # Validation and test metrics are reduced over both ranks' shards of the split.
     for key in ("val/loss", "val/acc", "test/loss", "test/acc", "test/auroc", "train/grad_norm"):
         assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-5), key
