@@ -11,10 +11,10 @@ from benchmarks.common import FIRST_STEP, sync
 
 
 class StepTimer(L.Callback):
-    """Clock readings at the end of step `warmup` and of the last step (the device synchronised
-    there only, so the timed steps run as they would)."""
+    """(wall clock, this process's CPU time) at the end of step `warmup` and of the last step (the
+    device synchronised there only, so the timed steps run as they would)."""
 
-    marks: ClassVar[list[float]] = []  # read by the benchmark after the run
+    marks: ClassVar[list[tuple[float, float]]] = []  # read by the benchmark after the run
 
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
@@ -22,7 +22,7 @@ class StepTimer(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if trainer.global_step in (self.warmup, trainer.max_steps):
             sync()
-            StepTimer.marks.append(time.perf_counter())
+            StepTimer.marks.append((time.perf_counter(), time.process_time()))
 
 
 class PrintFirstStep(L.Callback):

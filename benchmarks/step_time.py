@@ -51,8 +51,10 @@ CASES = {
 }
 
 
-def harness_step(data: str, model: list[str], steps: int, extra: tuple[str, ...] = ()) -> float:
-    """Seconds per training step of the harness (extra: more overrides)."""
+def harness_step(
+    data: str, model: list[str], steps: int, extra: tuple[str, ...] = ()
+) -> tuple[float, float]:
+    """(wall, CPU) seconds per training step of the harness (extra: more overrides)."""
     StepTimer.marks.clear()
     with tempfile.TemporaryDirectory() as run_dir, GPUUtilisation() as gpu:
         run_harness([*data_overrides(data), *model, f"data.batch_size={BATCH}", "optim=adamw",
@@ -60,15 +62,15 @@ def harness_step(data: str, model: list[str], steps: int, extra: tuple[str, ...]
                      "trainer.limit_val_batches=1", "test=false",
                      "+callbacks.step_timer._target_=benchmarks.callbacks.StepTimer",
                      f"+callbacks.step_timer.warmup={WARMUP}", *extra], Path(run_dir))  # fmt: skip
-    start, end = StepTimer.marks
+    (start, cpu_start), (end, cpu_end) = StepTimer.marks
     utilisation = gpu.mean_between(start, end)
     if utilisation is not None:
         print(f"  GPU utilisation over the harness's timed steps: {utilisation:.0f}%")
-    return (end - start) / steps
+    return (end - start) / steps, (cpu_end - cpu_start) / steps
 
 
-def plain_step(data: str, model: list[str], steps: int) -> float:
-    """Seconds per training step of a hand-written loop over the same tensors."""
+def plain_step(data: str, model: list[str], steps: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per training step of a hand-written loop over the same tensors."""
     from benchmarks.common import compose
     from datamodules.augment import normalize, random_crop, random_flip
     from harness.build import build_datamodule, build_net
@@ -92,7 +94,7 @@ def plain_step(data: str, model: list[str], steps: int) -> float:
     for step in range(WARMUP + steps):
         if step == WARMUP:
             sync()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
         idx = order[step * BATCH : (step + 1) * BATCH]
         x, y = images.index_select(0, idx), labels.index_select(0, idx)
         if dm.augment:
@@ -104,7 +106,7 @@ def plain_step(data: str, model: list[str], steps: int) -> float:
         optimizer.step()
         scheduler.step()
     sync()
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - start) / steps, (time.process_time() - cpu_start) / steps
 
 
 def main(repeats: int = 3, quick: bool = False) -> list[dict[str, Any]]:
@@ -120,11 +122,15 @@ def main(repeats: int = 3, quick: bool = False) -> list[dict[str, Any]]:
             },
             repeats,
         )
-        ratio = paired_ratio(times["harness"], times["plain"])
-        rows.append({"case": name, "batch": BATCH, "steps": steps, "plain_s": times["plain"],
-                     "harness_s": times["harness"], "ratio": ratio})  # fmt: skip
-        print(f"{name}: plain {summary(times['plain'])} s/step, harness "
-              f"{summary(times['harness'])} s/step, harness/plain {ratio:.3f} (goal <= 1.05)")  # fmt: skip
+        row = {"case": name, "batch": BATCH, "steps": steps}
+        for i, clock in enumerate(("wall", "cpu")):
+            plain, harness = ([t[i] for t in times[k]] for k in ("plain", "harness"))
+            row[clock] = {"plain_s": plain, "harness_s": harness,
+                          "ratio": paired_ratio(harness, plain)}  # fmt: skip
+            print(f"{name}, {clock} time: plain {summary(plain)} s/step, harness "
+                  f"{summary(harness)} s/step, harness/plain {row[clock]['ratio']:.3f} "
+                  "(goal <= 1.05)")  # fmt: skip
+        rows.append(row)
     return rows
 
 

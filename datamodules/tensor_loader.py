@@ -14,10 +14,10 @@ global batch size; each rank augments its part with its own random draws.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 
-import numpy as np
 import torch
 
 Batch = tuple[torch.Tensor, ...]
@@ -25,8 +25,10 @@ Transform = Callable[[Batch, torch.Generator], Batch]
 
 
 def derive_seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed from several integers (numpy's SeedSequence hashing)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0]) >> 1
+    """A well-mixed 63-bit seed from several integers (BLAKE2b of their bytes: about 1 us, where
+    numpy's SeedSequence takes 50 to 100 us, paid on every batch)."""
+    data = b"".join(int(p).to_bytes(16, "little", signed=True) for p in parts)
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") >> 1
 
 
 class EpochSampler:
