@@ -185,3 +185,22 @@ def test_slurm_launcher_config_makes_a_valid_sbatch_script(tmp_path: Path, monke
     script = executor._executor._make_submission_file_text("python -u job.py", "0")
     for line in ("--partition=gpu", "--gpus-per-node=4", "--ntasks-per-node=4", "--time=240"):
         assert f"#SBATCH {line}\n" in script, line
+
+
+class SyncsAreErrors(L.Callback):
+    """CUDA's sync debug mode set to "error" from the start of step 2 to the start of step 8."""
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step in (2, 8):
+            torch.cuda.set_sync_debug_mode("error" if trainer.global_step == 2 else "default")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="device syncs exist only on a GPU")
+def test_no_device_sync_on_steps_that_log_nothing_on_gpu(tmp_path: Path) -> None:
+    """Any host-device synchronisation (.item(), a blocking copy, a data-dependent shape) in
+    steps 2 to 7, which log nothing, raises."""
+    results = train(compose([*FAST, "data=digits", "model=cnn", "trainer.accelerator=gpu",
+                             "trainer.max_steps=12", "trainer.log_every_n_steps=10",
+                             "trainer.enable_progress_bar=true", "logger.csv=true",
+                             "+callbacks.syncs._target_=tests.test_scale.SyncsAreErrors"]), tmp_path)  # fmt: skip
+    assert results["status"] == "finished"
