@@ -47,6 +47,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a positive number or null",
     ),
     "trainer.log_every_n_steps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "compile": (lambda v: isinstance(v, bool), "true or false"),
+    "channels_last": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 
