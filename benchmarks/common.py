@@ -109,6 +109,11 @@ def paired_ratio(numerators: list[float], denominators: list[float]) -> float:
     return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
 
 
+def paired_difference(a: list[float], b: list[float]) -> float:
+    """Median over rounds of a - b measured in the same round."""
+    return statistics.median(x - y for x, y in zip(a, b, strict=True))
+
+
 def wall(command: list[str], env: dict[str, str] | None = None) -> float:
     """Seconds a command takes, start to exit."""
     started = time.perf_counter()
