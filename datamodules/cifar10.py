@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torchvision.datasets import CIFAR10
 
+from datamodules.downloads import download_lock
 from datamodules.errors import DatasetError
 from datamodules.image import ImageDataModule, Splits, split_off
 
@@ -63,8 +64,17 @@ class CIFAR10DataModule(ImageDataModule):
         verify: bool = True,
         label_fraction: float = 1.0,
         seed: int = 0,
+        loader: str = "tensor",
+        num_workers: int = 2,
     ) -> None:
-        super().__init__(batch_size, augment=augment, label_fraction=label_fraction, seed=seed)
+        super().__init__(
+            batch_size,
+            augment=augment,
+            label_fraction=label_fraction,
+            seed=seed,
+            loader=loader,
+            num_workers=num_workers,
+        )
         if not isinstance(val_size, int) or not 0 < val_size < 50000:
             raise ValueError(f"data.val_size must be an integer in [1, 49999], got {val_size!r}")
         self.root = Path(root)
@@ -73,7 +83,11 @@ class CIFAR10DataModule(ImageDataModule):
 
     def prepare_data(self) -> None:
         folder = self.root / FOLDER
-        if self.download and not all((folder / name).exists() for name, _ in FILES):
+        if not self.download:
+            return
+        with download_lock(self.root):
+            if all((folder / name).exists() for name, _ in FILES):
+                return
             try:
                 CIFAR10(str(self.root), train=True, download=True)  # fetches and checks the archive
             except Exception as e:

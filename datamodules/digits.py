@@ -23,8 +23,17 @@ class DigitsDataModule(ImageDataModule):
         augment: bool = False,
         label_fraction: float = 1.0,
         seed: int = 0,
+        loader: str = "tensor",
+        num_workers: int = 2,
     ) -> None:
-        super().__init__(batch_size, augment=augment, label_fraction=label_fraction, seed=seed)
+        super().__init__(
+            batch_size,
+            augment=augment,
+            label_fraction=label_fraction,
+            seed=seed,
+            loader=loader,
+            num_workers=num_workers,
+        )
         check_fraction("data.test_fraction", test_fraction, allow_zero=False)
         check_fraction("data.val_fraction", val_fraction, allow_zero=False)
         self.test_fraction, self.val_fraction, self.split_seed = (

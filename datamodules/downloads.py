@@ -1,5 +1,8 @@
 """Published dataset files: fetched from their source on first use, checked against the checksum
-the source publishes, and never modified afterwards (tokenised copies go to token_cache)."""
+the source publishes, and never modified afterwards (tokenised copies go to token_cache).
+
+One download at a time into a data folder: runs that start together (the jobs of a SLURM array,
+the ranks of a multi-node job) would otherwise write the same files at once."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
 from torchvision.datasets.utils import calculate_md5, download_url
 
 from datamodules.errors import DatasetError
@@ -19,8 +23,20 @@ class RemoteFile:
     md5: str
 
 
+def download_lock(root: Path) -> FileLock:
+    """Hold this while checking for and downloading files under root; the others wait, then find
+    the files present."""
+    root.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(root / ".download.lock"))
+
+
 def fetch(folder: Path, files: Sequence[RemoteFile], dataset: str) -> None:
     """Download the files that are not in `folder` yet (torchvision checks each download's md5)."""
+    with download_lock(folder.parent):
+        _fetch(folder, files, dataset)
+
+
+def _fetch(folder: Path, files: Sequence[RemoteFile], dataset: str) -> None:
     for f in files:
         if (folder / f.name).exists():
             continue

@@ -7,10 +7,12 @@ and class names as class attributes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import lightning as L
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from datamodules.augment import normalize, random_crop, random_flip
 from datamodules.tensor_loader import Batch, TensorLoader, trainer_loader
@@ -70,12 +72,33 @@ def labelled_subset(
     return images[index], labels[index]
 
 
+class PILImages(Dataset):
+    """A split as torchvision's own datasets give it: one PIL image at a time through per-image
+    transforms (what loader="dataloader" feeds a torch DataLoader)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Callable) -> None:
+        # uint8 (N, C, H, W) -> numpy (N, H, W, C), or (N, H, W) for grey: the layout PIL reads
+        hwc = images.permute(0, 2, 3, 1)
+        self.images = (hwc[..., 0] if images.shape[1] == 1 else hwc).contiguous().numpy()
+        self.labels = labels.tolist()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
+
+
 class ImageDataModule(L.LightningDataModule):
     input_kind: ClassVar[str] = "image"
     mean: ClassVar[tuple[float, ...]]
     std: ClassVar[tuple[float, ...]]
     class_names: ClassVar[tuple[str, ...]]
     crop_padding: ClassVar[int] = 4  # pixels of zero padding for the random-crop augmentation
+    LOADERS: ClassVar[tuple[str, ...]] = ("tensor", "dataloader")
 
     def __init__(
         self,
@@ -84,6 +107,8 @@ class ImageDataModule(L.LightningDataModule):
         augment: bool = False,
         label_fraction: float = 1.0,
         seed: int = 0,
+        loader: str = "tensor",
+        num_workers: int = 2,
     ) -> None:
         super().__init__()
         check_positive_int("data.batch_size", batch_size)
@@ -92,10 +117,17 @@ class ImageDataModule(L.LightningDataModule):
             raise ValueError(
                 f"data.label_fraction must be a number in (0, 1], got {label_fraction!r}"
             )
+        if loader not in self.LOADERS:
+            raise ValueError(
+                f"data.loader must be one of {', '.join(self.LOADERS)}, got {loader!r}"
+            )
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
         self.batch_size = batch_size
         self.augment = augment
         self.label_fraction = label_fraction
         self.seed = seed
+        self.loader, self.num_workers = loader, num_workers
         self.splits: Splits | None = None
 
     def load_splits(self) -> Splits:
@@ -135,12 +167,46 @@ class ImageDataModule(L.LightningDataModule):
             raise RuntimeError("call setup() before asking for data")
         return self.splits[name]
 
-    def _loader(self, split: str, train: bool) -> TensorLoader:
+    def _loader(self, split: str, train: bool) -> TensorLoader | DataLoader:
+        if self.loader == "dataloader":
+            # Lightning's overfit_batches means "the same few batches every epoch": no shuffling.
+            overfit = bool(self.trainer and self.trainer.overfit_batches)
+            return self._dataloader(split, train, shuffle=train and not overfit)
         transform = self.train_transform if train else self.eval_transform
         return trainer_loader(
             self.trainer, self._split(split), self.batch_size, train=train, seed=self.seed,
             transform=transform,
         )  # fmt: skip
+
+    def _dataloader(self, split: str, train: bool, shuffle: bool) -> DataLoader:
+        """The classic path: worker processes decode and augment one PIL image at a time, and
+        Lightning moves each batch to the device (and, under DDP, shards the data with a
+        DistributedSampler). The same batches in distribution as the tensor path, far slower."""
+        on_gpu = bool(self.trainer) and self.trainer.strategy.root_device.type == "cuda"
+        return DataLoader(
+            PILImages(*self._split(split), self.pil_transform(train)),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=train,
+            num_workers=self.num_workers,
+            pin_memory=on_gpu,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def pil_transform(self, train: bool) -> Callable:
+        """torchvision's per-image equivalent of train_transform / eval_transform."""
+        from torchvision import transforms as T
+
+        size = self._split("train")[0].shape[-1]
+        crop = [T.RandomCrop(size, padding=self.crop_padding), T.RandomHorizontalFlip()]
+        return T.Compose(
+            [
+                *(crop if train and self.augment else []),
+                T.ToTensor(),
+                T.Normalize(self.mean, self.std),
+            ]
+        )
 
     def train_transform(self, batch: Batch, g: torch.Generator) -> Batch:
         x, y = batch

@@ -12,6 +12,7 @@ from pathlib import Path
 from torchvision.datasets import MNIST, FashionMNIST
 
 from datamodules.cifar10 import md5sum
+from datamodules.downloads import download_lock
 from datamodules.errors import DatasetError
 from datamodules.image import ImageDataModule, Splits, split_off
 
@@ -54,8 +55,17 @@ class MNISTDataModule(ImageDataModule):
         verify: bool = True,
         label_fraction: float = 1.0,
         seed: int = 0,
+        loader: str = "tensor",
+        num_workers: int = 2,
     ) -> None:
-        super().__init__(batch_size, augment=augment, label_fraction=label_fraction, seed=seed)
+        super().__init__(
+            batch_size,
+            augment=augment,
+            label_fraction=label_fraction,
+            seed=seed,
+            loader=loader,
+            num_workers=num_workers,
+        )
         self.verify = verify  # md5 of the downloaded .gz archives, where present
         if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 1:
             raise ValueError(f"data.val_size must be a positive integer, got {val_size!r}")
@@ -67,14 +77,16 @@ class MNISTDataModule(ImageDataModule):
         return self.root / self.dataset_class.__name__ / "raw"
 
     def prepare_data(self) -> None:
-        if self.download:
-            try:
+        if not self.download:
+            return
+        try:
+            with download_lock(self.root):
                 for train in (True, False):
                     self.dataset_class(str(self.root), train=train, download=True)
-            except Exception as e:
-                raise DatasetError(
-                    f"could not download {self.dataset_class.__name__} into {self.root}: {e}"
-                ) from e
+        except Exception as e:
+            raise DatasetError(
+                f"could not download {self.dataset_class.__name__} into {self.root}: {e}"
+            ) from e
 
     def check_files(self) -> None:
         """Published archives (kept beside the idx files after a download) match their md5; each

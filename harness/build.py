@@ -98,3 +98,15 @@ def build_callbacks(cfg: DictConfig) -> list[Any]:
         for node in (cfg.get("callbacks") or {}).values()
         if node is not None
     ]
+
+
+def speed_up(net: Any, *, compile: bool, channels_last: bool) -> None:
+    """Top-level switches, not model.* keys (those are the network's constructor arguments): they
+    change how the network runs, never what it computes. In place, so parameter names, and with
+    them checkpoints, stay the same."""
+    import torch
+
+    if channels_last:  # 4-d weights in NHWC; convolutions then output NHWC too (tensor cores)
+        net.to(memory_format=torch.channels_last)
+    if compile:  # nn.Module.compile: torch.compile on the forward; state_dict keys unchanged
+        net.compile()

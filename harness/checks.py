@@ -62,6 +62,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "null or the path of a checkpoint file",
     ),
     "finetune": (lambda v: v in ("full", "linear"), "full or linear"),
+    "compile": (lambda v: isinstance(v, bool), "true or false"),
+    "channels_last": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 

@@ -15,17 +15,17 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from datamodules.errors import DatasetError
 from harness import wandb_logger
-from harness.build import build_callbacks, build_datamodule, build_module, build_net
+from harness.build import build_callbacks, build_datamodule, build_module, build_net, speed_up
 from harness.callbacks import (
     ConfigInCheckpoint,
     LastCheckpoint,
     MetricStates,
+    ProgressBar,
     RandomState,
     StopOnNonFiniteLoss,
     ValidateAtLastStep,
@@ -86,6 +86,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         check_fits(resume_from, module.state_dict(), config, cfg.ckpt_path or str(resume_from))
         log.info("resuming from %s", resume_from)
     n_params = sum(p.numel() for p in net.parameters())
+    speed_up(net, compile=cfg.compile, channels_last=cfg.channels_last)
 
     meta = {
         "params": n_params,
@@ -103,11 +104,13 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         check_history(resume_from, run_dir, config, earlier)
     loggers: list[Any] = []
     wandb_settings = cfg.logger.get("wandb")
+    wb = None
     if wandb_settings is not None:
+        wandb_id = wandb_logger.run_id(ckpt_dir, resuming=resume_from is not None)
         wb, meta["wandb_mode"] = wandb_logger.make_wandb_logger(
             OmegaConf.to_container(wandb_settings, resolve=True),
             run_dir,
-            wandb_logger.run_id(ckpt_dir, resuming=resume_from is not None),
+            wandb_id,
             {**config, "meta": meta},
             Replayed(earlier) if earlier is not None else None,
         )
@@ -138,6 +141,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             best,
             ConfigInCheckpoint(config),
             ValidateAtLastStep(),
+            *([ProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
             *extra_callbacks,
             best_checkpoint,  # Lightning runs checkpoint callbacks last, in this order
             last_checkpoint,
@@ -145,14 +149,25 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
     )
+    # Known once the Trainer has resolved devices and nodes. data.batch_size is per device.
+    meta["world_size"] = trainer.world_size
+    if isinstance(cfg.data.get("batch_size"), int):
+        meta["global_batch_size"] = (
+            cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+        )
+    if wb is not None and trainer.is_global_zero:  # Lightning's loggers write on rank zero only
+        wandb_logger.save_run_id(ckpt_dir, wandb_id)
+        wb.log_hyperparams({"meta": meta})
     results: dict[str, Any] = {
         "status": "failed",
         "monitor": cfg.task.monitor,
         "mode": cfg.task.mode,
         **meta,
     }
+    best_path: str | None = None  # as fit left it: testing "best" restores older callback state
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        best_path = best_checkpoint.best_model_path
         results.update(metrics_of(trainer))
         has_test = getattr(datamodule, "has_test_split", True)  # Tiny Shakespeare has none
         if cfg.test and not has_test:
@@ -177,7 +192,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     finally:
         results.update(
             best=best.best,
-            best_checkpoint=_relative(best_checkpoint.best_model_path, run_dir),
+            best_checkpoint=_relative(best_path or best_checkpoint.best_model_path, run_dir),
             last_checkpoint=_relative(
                 last_checkpoint.path if Path(last_checkpoint.path).is_file() else None, run_dir
             ),
@@ -186,10 +201,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             runtime_s=round(time.time() - started, 3),
         )
         results = redact(results)
-        write_results(run_dir, results)
-        for lg in loggers:
-            if isinstance(lg, WandbLogger):
-                _update_summary(lg, results)
+        if trainer.is_global_zero:  # every rank has the same (reduced) metrics; one writes them
+            write_results(run_dir, results)
+            if wb is not None:
+                _update_summary(wb, results)
         wandb_logger.finish(
             EXIT_STATUS[results["status"]], preempted=results["status"] == "interrupted"
         )

@@ -89,6 +89,13 @@ class RunWandbLogger(WandbLogger):
         super().log_metrics(metrics, step)
 
 
+def save_run_id(checkpoint_dir: Path, run_id: str) -> None:
+    """Beside the checkpoints, so that resuming from them continues this W&B run (rank zero only:
+    every other rank drew its own, unused id)."""
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    (checkpoint_dir / ID_FILE).write_text(run_id)
+
+
 def sync_hint(run_dir: Path) -> str:
     return f"wandb sync {run_dir / 'wandb'}/offline-run-*"
 
@@ -108,9 +115,6 @@ def make_wandb_logger(
     if mode == "disabled":
         return None, mode
     import wandb
-
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "checkpoints" / ID_FILE).write_text(run_id)
 
     def start(mode: str) -> RunWandbLogger:
         logger = RunWandbLogger(

@@ -105,10 +105,28 @@ class TrainingModule(L.LightningModule):
             },
         }
 
+    def logs_this_step(self) -> bool:
+        """Whether the loggers get this optimizer step's metrics: every trainer.log_every_n_steps
+        steps, and the last step of a run sized by max_steps (Lightning's own rule). Values logged
+        on other steps are never read, yet each self.log call costs Lightning a walk over its
+        bookkeeping (about as much as a whole small training step), so they are not logged."""
+        trainer = self.trainer
+        step = trainer.global_step + 1  # the step under way, counted from 1
+        every = trainer.log_every_n_steps
+        return (every > 0 and step % every == 0) or step == trainer.max_steps
+
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
-        # The lr this step uses, and the global gradient norm before any clipping (AMP-unscaled).
-        # Tensors stay on the device; Lightning reads them only every log_every_n_steps.
-        self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False)
+        # The lr this step uses, and the global gradient norm before any clipping (AMP-unscaled;
+        # under DDP the gradients are already averaged over ranks). Both stay on the device until
+        # Lightning writes them: no host-device sync. (self.log of a Python float would be
+        # torch.tensor(lr, device=...), a blocking copy to the GPU; torch.full passes the value
+        # as a kernel argument instead.)
+        if not self.logs_this_step():
+            return
+        lr = optimizer.param_groups[0]["lr"]
+        if not isinstance(lr, torch.Tensor):
+            lr = torch.full((), lr, device=self.device)
+        self.log("train/lr", lr, on_step=True, on_epoch=False)
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         if grads:
             norm = torch.nn.utils.get_total_norm(grads)

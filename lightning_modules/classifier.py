@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
 
 from lightning_modules.base import OptimizerFactory, SchedulerFactory, TrainingModule
@@ -41,16 +41,25 @@ class Classifier(TrainingModule):
         # Plain values only: the checkpoint must load with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.label_smoothing = label_smoothing
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        # validate_args=False: some of torchmetrics' input checks read values on the host (AUROC
+        # counts the distinct labels: a device sync per step); cross_entropy checks the labels.
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         metrics = MetricCollection(
             {
-                "acc": MulticlassAccuracy(num_classes, average="micro"),
-                "f1": MulticlassF1Score(num_classes, average="macro"),
-                "auroc": MulticlassAUROC(num_classes),  # macro one-vs-rest; softmax of the logits
+                "acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False),
+                "f1": MulticlassF1Score(num_classes, average="macro", validate_args=False),
+                # macro one-vs-rest; softmax of the logits
+                "auroc": MulticlassAUROC(num_classes, validate_args=False),
             }
         )
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        # The mean loss over every sample of the split, summed across DDP ranks exactly. (Lightning's
+        # self.log(..., sync_dist=True) divides the summed sample count by the world size in integer
+        # arithmetic, which is off when the split does not divide evenly between ranks.) "disable":
+        # its NaN check would read the values on the host every step; a NaN loss stays visible.
+        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.test_loss = MeanMetric(nan_strategy="disable")
 
     def forward(self, x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         # Images come as one tensor; sentences as (tokens, lengths).
@@ -60,21 +69,33 @@ class Classifier(TrainingModule):
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
-        self.train_acc(logits, y)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y))
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
+        self.train_acc.update(logits, y)  # logged at the end of the epoch
+        # Not prog_bar=True: Lightning would turn it into a Python number every step, a host-device
+        # sync on a GPU (harness.callbacks.ProgressBar shows it at the logging interval instead).
+        # Under DDP this is rank zero's loss on its part of the batch; epoch metrics are reduced.
+        if self.logs_this_step():
+            self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(y))
         return loss
 
-    def _evaluate(self, batch: Any, split: str, metrics: MetricCollection) -> None:
+    def on_train_epoch_end(self) -> None:
+        # Once per epoch: every self.log call costs Lightning a walk over its bookkeeping, a
+        # noticeable share of a short step. compute() reduces over DDP ranks.
+        self.log("train/acc", self.train_acc.compute())
+        self.train_acc.reset()
+
+    def _evaluate(
+        self, batch: Any, split: str, metrics: MetricCollection, loss: MeanMetric
+    ) -> None:
         x, y = batch
         logits = self(x)
-        loss = F.cross_entropy(logits, y)  # unsmoothed: comparable across label_smoothing values
+        # Per sample, unsmoothed: comparable across label_smoothing values.
+        loss.update(F.cross_entropy(logits, y, reduction="none"))  # (B,)
         metrics.update(logits, y)
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=split == "val")
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metrics)
+        self._evaluate(batch, "val", self.val_metrics, self.val_loss)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics)
+        self._evaluate(batch, "test", self.test_metrics, self.test_loss)
