@@ -97,15 +97,41 @@ class MetricStates(L.Callback):
 
 
 class StopOnNonFiniteLoss(L.Callback):
-    """A NaN or infinite training loss stops the run before the optimizer steps on it, so the
-    weights, the optimizer state and every checkpoint stay those of the last good step. Checking
-    costs one device sync per step (the progress bar already makes one). As a backstop, a
-    checkpoint whose weights are not all finite (an infinite gradient from a finite loss) is
-    never written."""
+    """A NaN or infinite training loss stops the run, marked diverged at the first step whose loss
+    was not finite, and no checkpoint with non-finite weights is ever written: the last good one
+    is kept.
+
+    The loss is watched on the device (no host sync) and read on the steps the loggers write
+    (trainer.log_every_n_steps, which read the loss then anyway), before validation and at the
+    end of training: a per-step read would stall a GPU every step. With log_every_n_steps=1 the
+    bad step itself is never taken; otherwise the optimizer may take up to log_every_n_steps - 1
+    more steps on non-finite gradients before the run stops (those weights are never saved)."""
+
+    def __init__(self) -> None:
+        self.first_bad: torch.Tensor | None = None  # () int64: step of the first bad loss, or -1
+        self.bad_loss: torch.Tensor | None = None  # () float: that loss
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss) -> None:
-        if not torch.isfinite(loss.detach()).item():
-            raise Diverged(trainer.global_step, f"the training loss is {loss.item()}")
+        loss = loss.detach().float()
+        if self.first_bad is None or self.first_bad.device != loss.device:
+            self.first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
+            self.bad_loss = torch.zeros((), device=loss.device)
+        new = ~torch.isfinite(loss) & (self.first_bad < 0)
+        self.first_bad = torch.where(new, trainer.global_step, self.first_bad)
+        self.bad_loss = torch.where(new, loss, self.bad_loss)
+        logs_now = getattr(pl_module, "logs_this_step", lambda: True)()
+        if logs_now:
+            self.check()
+
+    def check(self) -> None:
+        if self.first_bad is not None and (step := int(self.first_bad)) >= 0:
+            raise Diverged(step, f"the training loss is {float(self.bad_loss)}")
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check()
 
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
@@ -114,6 +140,7 @@ class StopOnNonFiniteLoss(L.Callback):
         if floats and not torch.stack([torch.isfinite(t).all() for t in floats]).all().item():
             bad = next(k for k, t in checkpoint["state_dict"].items()
                        if t.is_floating_point() and not torch.isfinite(t).all())  # fmt: skip
+            self.check()  # the loss went bad first: report its step
             raise Diverged(trainer.global_step, f"the weights are not finite ({bad})")
 
 

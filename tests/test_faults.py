@@ -74,6 +74,19 @@ def test_a_learning_rate_sweep_survives_a_diverging_run(tmp_path: Path) -> None:
     assert statuses == {"1e30": "diverged", "0.05": "finished"}
 
 
+def test_divergence_seen_at_a_later_logging_step_reports_the_first_bad_step(tmp_path: Path) -> None:
+    # The guard reads the loss only on logging steps (no per-step device sync), so step 1's NaN
+    # loss is trained on; saving last.ckpt after it (checkpoint_every_n_steps=1) finds NaN weights
+    # and stops the run. The first bad step is the one reported; the NaN weights are not saved.
+    cfg = compose([*FAST, *DIVERGING, "trainer.log_every_n_steps=4"])
+    results = train(cfg, tmp_path)
+    assert results["status"] == "diverged" and results["diverged_at_step"] == 1
+    assert results["steps"] == 2
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 1
+    assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
+
+
 def test_non_finite_weights_are_never_checkpointed() -> None:
     guard = StopOnNonFiniteLoss()
     good = {"state_dict": {"w": torch.ones(2), "steps": torch.tensor(3)}}
