@@ -100,10 +100,19 @@ def _sees_ahead(model_cls: type, model_cfg: Any) -> bool:
     return bool(model_cfg.get("bidirectional", getattr(model_cls, "bidirectional", False)))
 
 
+def _task_takes(task_cls: type, data_cls: type) -> bool:
+    """A task that works on one kind of input only says so with `input_kind` (rotation: images)."""
+    needs = getattr(task_cls, "input_kind", None)
+    return needs is None or needs == getattr(data_cls, "input_kind", None)
+
+
 def fit_problem(data_cls: type, task_cls: type, model_cls: type, model_cfg: Any) -> str | None:
     """Why this model cannot learn this task on this data, with `{data}`, `{task}`, `{model}`
     for the option names; None when it can."""
     gives, takes = getattr(data_cls, "input_kind", None), getattr(model_cls, "input_kind", None)
+    if not _task_takes(task_cls, data_cls):
+        needs = _plural(task_cls.input_kind)
+        return f"task={{task}} needs {needs} but data={{data}} gives {_plural(gives)}."
     if gives != takes:
         return f"model={{model}} takes {_plural(takes)} but data={{data}} gives {_plural(gives)}."
     held, wanted = _target_kind(data_cls), _target_kind(task_cls)
@@ -132,10 +141,13 @@ def check_fit(cfg: DictConfig) -> None:
     if problem is None:
         return
     names = {group: _choice(cfg, group) for group in ("data", "task", "model")}
-    if _target_kind(data_cls) != _target_kind(task_cls):
-        tasks = _options(
-            "task", lambda t: _target_kind(get_class(t.module._target_)) == _target_kind(data_cls)
-        )
+    if _target_kind(data_cls) != _target_kind(task_cls) or not _task_takes(task_cls, data_cls):
+
+        def fits(t: DictConfig) -> bool:
+            cls = get_class(t.module._target_)
+            return _target_kind(cls) == _target_kind(data_cls) and _task_takes(cls, data_cls)
+
+        tasks = _options("task", fits)
         hint = f"Tasks for data={names['data']}: {', '.join(tasks) or 'none'}."
     else:
         models = _options(

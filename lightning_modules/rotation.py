@@ -9,7 +9,7 @@ test/{loss,rot_acc}, plus train/lr and train/grad_norm.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,8 @@ def rotate_batch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class RotationPrediction(TrainingModule):
+    input_kind: ClassVar[str] = "image"  # rotates its inputs: images only (harness.checks)
+
     def __init__(
         self,
         net: nn.Module,

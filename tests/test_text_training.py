@@ -145,6 +145,8 @@ def test_generate_extends_by_the_number_of_steps() -> None:
          "data=ptb holds a text corpus without labels. Tasks for data=ptb: lm, mlm."),
         (["data=sst2", "task=lm", "model=gru"], "task=lm predicts the tokens of a text corpus but "
          "data=sst2 holds labelled examples. Tasks for data=sst2: classify."),
+        (["data=sst2", "task=rotation", "model=textcnn"], "task=rotation needs images but data=sst2 "
+         "gives tokens. Tasks for data=sst2: classify."),
         (["data=ptb", "model=gru", "model.bidirectional=true"], "model=gru with model.bidirectional=true "
          "sees the tokens after each position"),
         (["data=shakespeare_char", "model=transformer"], "model=transformer sees the tokens after each "
