@@ -65,16 +65,17 @@ class Classifier(TrainingModule):
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
-    def _evaluate(self, batch: Any, split: str, metrics: MetricCollection) -> None:
+    def _evaluate(self, batch: Any, split: str, metrics: MetricCollection) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)  # unsmoothed: comparable across label_smoothing values
         metrics.update(logits, y)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=split == "val")
+        return logits  # (B, num_classes), for callbacks (a confusion matrix without a second pass)
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metrics)
+    def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "val", self.val_metrics)
 
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics)
+    def test_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "test", self.test_metrics)
