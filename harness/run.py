@@ -78,10 +78,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         module = build_module(cfg, net, dims)
     n_params = sum(p.numel() for p in net.parameters())
 
+    choices, overrides = _choices(), _overrides()
     meta = {
         "params": n_params,
         "git": git_state(),
-        "overrides": _overrides(),
+        "choices": choices,
+        "overrides": overrides,
         "run_dir": str(run_dir),
     }
     ckpt_dir = run_dir / "checkpoints"
@@ -89,7 +91,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     wandb_settings = cfg.logger.get("wandb")
     if wandb_settings is not None:
         wb = wandb_logger.make_wandb_logger(
-            OmegaConf.to_container(wandb_settings, resolve=True),
+            wandb_logger.labelled(
+                OmegaConf.to_container(wandb_settings, resolve=True),
+                wandb_logger.run_labels(choices, overrides),
+            ),
             run_dir,
             wandb_logger.run_id(ckpt_dir, resume_from),
             {**config, "meta": meta},
@@ -178,6 +183,22 @@ def _overrides() -> list[str]:
         return list(HydraConfig.get().overrides.task)
     except Exception:  # train() called outside a Hydra app (tests, notebooks)
         return []
+
+
+def _choices() -> dict[str, Any]:
+    """The option picked in each config group (data: digits, optim: adamw, callbacks: [a, b]...),
+    Hydra's own groups and unpicked ones left out."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        picked = HydraConfig.get().runtime.choices
+    except Exception:  # train() called outside a Hydra app
+        return {}
+    return {
+        g: v if isinstance(v, str) else list(v)
+        for g, v in picked.items()
+        if v is not None and not g.startswith("hydra/")
+    }
 
 
 def run_from_hydra(cfg: DictConfig) -> None:
