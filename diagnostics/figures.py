@@ -40,11 +40,18 @@ def prediction_grid(
     true: Sequence[int],
     predicted: Sequence[int],
     class_names: Sequence[str],
+    confidence: Sequence[float] | None = None,
+    title: str = "",
     max_columns: int = 8,
 ) -> Figure:
-    """Images with their predicted and true labels; mistakes titled and framed in red."""
+    """Images titled with the predicted label (and the true one where they differ, in red, the
+    image framed in red), and the predicted class's probability if given."""
+    if len(images) == 0:
+        fig = _figure(4, 0.6)
+        fig.text(0.5, 0.5, f"{title}: none", ha="center", va="center")
+        return fig
     rows, columns = _grid_shape(len(images), max_columns)
-    fig = _figure(1.3 * columns, 1.5 * rows)
+    fig = _figure(1.3 * columns, 1.5 * rows + 0.3)
     axes = fig.subplots(rows, columns, squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= len(images):
@@ -53,17 +60,15 @@ def prediction_grid(
         _show(ax, images[i])
         right = true[i] == predicted[i]
         colour = RIGHT if right else WRONG
-        title = (
-            class_names[predicted[i]]
-            if right
-            else f"{class_names[predicted[i]]} (true {class_names[true[i]]})"
-        )
-        ax.set_title(title, color=colour, fontsize=8)
+        label = class_names[predicted[i]] + ("" if right else f" (true {class_names[true[i]]})")
+        if confidence is not None:
+            label += f" {confidence[i]:.0%}"
+        ax.set_title(label, color=colour, fontsize=8)
         for spine in ax.spines.values():
             spine.set_edgecolor(colour)
             spine.set_linewidth(1 if right else 3)
     wrong = sum(t != p for t, p in zip(true, predicted, strict=True))
-    fig.suptitle(f"predicted (true): {wrong} of {len(images)} wrong", fontsize=9)
+    fig.suptitle(f"{title}{': ' if title else ''}{wrong} of {len(images)} wrong", fontsize=9)
     return fig
 
 

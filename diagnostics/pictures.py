@@ -131,30 +131,41 @@ class PictureCallback(L.Callback):
 
 
 class Predictions(PictureCallback):
-    """A grid of validation examples titled with their predicted and true labels (mistakes in
-    red), and the confusion matrix of the whole validation set, counted from the logits that
-    validation_step returns (no second pass). After testing, the test set's confusion matrix
-    (on the checkpoint tested) as test_confusion.png."""
+    """Classifiers: the confusion matrix of the whole validation set and the validation set's
+    most confident mistakes, both gathered from the logits validation_step returns (no second
+    pass, no host sync per batch); for images also a grid of fixed validation examples titled
+    with their predicted and true labels. After testing, the test set's confusion matrix (of the
+    checkpoint tested) as test_confusion.png."""
 
     def __init__(self, every_n_epochs: int = 5, num_examples: int = 32) -> None:
         super().__init__(every_n_epochs, num_examples)
         self.counts: torch.Tensor | None = None  # (C, C) being counted, on the device
+        self.worst: tuple[torch.Tensor, ...] | None = None  # (score, x, y, pred, p) being kept
         self.confusion: torch.Tensor | None = None  # (C, C) of the last complete validation
+        self.mistakes: tuple[torch.Tensor, ...] | None = None  # the kept (x, y, pred, p) of it
 
     def _start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         c = pl_module.hparams["num_classes"]
+        counting = self.active and not trainer.sanity_checking
         self.counts = (
-            None
-            if trainer.sanity_checking or not self.active
-            else torch.zeros(c, c, dtype=torch.long, device=pl_module.device)
+            torch.zeros(c, c, dtype=torch.long, device=pl_module.device) if counting else None
         )
+        self.worst = None
 
     def _count(self, outputs: Any, batch: Any) -> None:
         if self.counts is None or not isinstance(outputs, torch.Tensor):
             return
         c = self.counts.shape[0]
-        pred, y = outputs.argmax(1), batch[1]  # (B,), (B,)
-        self.counts += torch.bincount(y * c + pred, minlength=c * c).view(c, c)  # no host sync
+        x, y = batch
+        p, pred = outputs.float().softmax(1).max(1)  # (B,), (B,)
+        self.counts += torch.bincount(y * c + pred, minlength=c * c).view(c, c)
+        if isinstance(x, torch.Tensor):  # images: keep the most confident mistakes so far
+            score = torch.where(pred != y, p, -1.0)  # right answers rank last
+            kept = (score, x, y, pred, p)
+            if self.worst is not None:
+                kept = tuple(torch.cat(pair) for pair in zip(self.worst, kept, strict=True))
+            top = kept[0].topk(min(self.num_examples, len(kept[0]))).indices
+            self.worst = tuple(t[top] for t in kept)
 
     def _finish(self, trainer: L.Trainer) -> torch.Tensor | None:
         if self.counts is None:
@@ -172,6 +183,7 @@ class Predictions(PictureCallback):
         counts = self._finish(trainer)
         if counts is not None:
             self.confusion = counts
+            self.mistakes = None if self.worst is None else self.worst[1:]
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start(trainer, pl_module)
@@ -193,7 +205,20 @@ class Predictions(PictureCallback):
             with torch.no_grad():
                 pred = pl_module(x).argmax(1)
             images = display_images(x, trainer.datamodule)
-            drawn["predictions"] = figures.prediction_grid(images, y.tolist(), pred.tolist(), names)
+            drawn["predictions"] = figures.prediction_grid(
+                images, y.tolist(), pred.tolist(), names, title="first validation images"
+            )
+        if self.mistakes is not None:
+            x, y, pred, p = self.mistakes
+            wrong = (pred != y).cpu()
+            drawn["mistakes"] = figures.prediction_grid(
+                display_images(x[wrong.to(x.device)], trainer.datamodule),
+                y.cpu()[wrong].tolist(),
+                pred.cpu()[wrong].tolist(),
+                names,
+                confidence=p.cpu()[wrong].tolist(),
+                title="most confident validation mistakes",
+            )
         if self.confusion is not None:
             drawn["confusion"] = figures.confusion_matrix(
                 self.confusion.cpu().numpy(), names, "validation:"

@@ -94,6 +94,8 @@ def test_prediction_grid_marks_the_mistakes() -> None:
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == ["1", "2", "0 (true 3)", "4", "0 (true 5)"]
     assert "2 of 5 wrong" in fig._suptitle.get_text()
+    fig = figures.prediction_grid(np.zeros((1, 8, 8, 3)), [1], [2], DIGITS, confidence=[0.875])
+    assert [ax.get_title() for ax in fig.axes] == ["2 (true 1) 88%"]
 
 
 def test_layer_groups_and_update_ratio_of_an_sgd_step() -> None:
@@ -167,12 +169,16 @@ def test_a_run_draws_every_picture_to_png_wandb_and_report(
     assert results["status"] == "finished"
 
     pictures = {p.name for p in (tmp_path / "pictures").iterdir()}
-    kinds = ("predictions", "confusion", "saliency")
+    kinds = ("predictions", "mistakes", "confusion", "saliency")
     assert {f"epoch_{e:03d}_{k}.png" for e in (0, 1) for k in kinds} | {"test_confusion.png"} == pictures  # fmt: skip
 
     (predictions,) = [c for c in built if isinstance(c, Predictions)]
     assert predictions.confusion.sum() == 144  # every validation image of digits, counted once
     assert predictions.confusion.shape == (10, 10)
+    x, y, pred, p = predictions.mistakes  # the most confident mistakes first
+    wrong = int(predictions.confusion.sum() - predictions.confusion.trace())
+    assert x.shape == (32, 1, 8, 8) and (pred != y).sum() == min(wrong, 32)
+    assert (p[pred != y].diff() <= 0).all()
 
     with open(tmp_path / "metrics.csv") as f:
         columns = set(next(csv.reader(f)))
@@ -191,6 +197,6 @@ def test_a_run_draws_every_picture_to_png_wandb_and_report(
 
     assert report_main([str(tmp_path)]) == 0
     page = (tmp_path / "report.html").read_text()
-    assert page.count("data:image/png;base64,") >= 4 + 5  # the pictures and the curves
+    assert page.count("data:image/png;base64,") >= 5 + 5  # the pictures and the curves
     for text in ('alt="loss"', 'alt="optim/update_ratio"', 'alt="saliency"', 'alt="test_confusion"', "test/acc"):  # fmt: skip
         assert text in page, text
