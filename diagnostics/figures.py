@@ -51,7 +51,7 @@ def prediction_grid(
         fig.text(0.5, 0.5, f"{title}: none", ha="center", va="center")
         return fig
     rows, columns = _grid_shape(len(images), max_columns)
-    fig = _figure(1.3 * columns, 1.5 * rows + 0.3)
+    fig = _figure(max(1.3 * columns, 4.0), 1.5 * rows + 0.3)  # room for the title
     axes = fig.subplots(rows, columns, squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= len(images):
@@ -168,25 +168,45 @@ def token_attributions(
             row.append((column, word, value / top))
             column += len(word) + 1
         lines.append((label, t != p, row))
-    fig = _figure(0.075 * width + 1.6, 0.22 * len(lines) + 0.4)
-    ax = fig.subplots()
-    ax.set_xlim(-16, width)
-    ax.set_ylim(len(lines), -0.5)
+    margin = max(len(label) for label, _, _ in lines) + 2  # the label column, in characters
+    used = max((c + len(w) for _, _, row in lines for c, w, _ in row), default=1)
+    columns = margin + used
+    fig = Figure(figsize=(0.062 * columns + 0.2, 0.2 * len(lines) + 0.45))  # ~0.06 in a character
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.01, 0.02, 0.98, 0.96))
+    ax.set_xlim(-margin, used)
+    ax.set_ylim(len(lines) - 0.5, -1.5)
     ax.axis("off")
-    red, blue = np.array([0.84, 0.15, 0.16]), np.array([0.12, 0.47, 0.71])
+    text = {"fontsize": 7, "family": "monospace", "va": "center"}
+    ax.text(-margin, -1, "predicted (true)  tokens: red pushes towards the predicted class, blue away (gradient x input)", color="#555", **text)  # fmt: skip
     for y, (label, wrong, row) in enumerate(lines):
-        if label:
-            ax.text(
-                -16,
-                y,
-                label,
-                fontsize=7,
-                family="monospace",
-                va="center",
-                color=WRONG if wrong else RIGHT,
-            )
+        ax.text(-margin, y, label, color=WRONG if wrong else RIGHT, **text)
         for column, word, value in row:
-            shade = 1 - abs(value) * (1 - (red if value > 0 else blue))  # white -> full colour
-            ax.text(column, y, word, fontsize=7, family="monospace", va="center",
-                    bbox={"facecolor": tuple(shade), "edgecolor": "none", "pad": 0.8})  # fmt: skip
+            ax.text(
+                column,
+                y,
+                word,
+                bbox={"facecolor": _shade(value), "edgecolor": "none", "pad": 0.8},
+                **text,
+            )
     return fig
+
+
+def _shade(value: float) -> tuple[float, float, float]:
+    """A score in [-1, 1] -> white shaded towards red (positive) or blue (negative)."""
+    full = (0.84, 0.15, 0.16) if value > 0 else (0.12, 0.47, 0.71)
+    return tuple(1 - abs(value) * (1 - c) for c in full)
+
+
+def token_html(words: Sequence[str], scores: Sequence[float]) -> str:
+    """One sentence as HTML spans shaded like token_attributions (scaled to its largest score)."""
+    import html
+
+    top = max((abs(v) for v in scores), default=0.0) or 1.0
+    spans = []
+    for word, value in zip(words, scores, strict=True):
+        r, g, b = (round(255 * c) for c in _shade(value / top))
+        spans.append(
+            f'<span style="background:rgb({r},{g},{b})" title="{value:.3g}">{html.escape(word)}</span>'
+        )
+    return " ".join(spans)

@@ -17,10 +17,11 @@ import lightning as L
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
 from diagnostics import figures
-from diagnostics.attribution import input_gradients, integrated_gradients
-from diagnostics.publish import publish_figure
+from diagnostics.attribution import input_gradients, integrated_gradients, token_attributions
+from diagnostics.publish import publish_figure, publish_table
 from lightning_modules.classifier import Classifier
 
 log = logging.getLogger(__name__)
@@ -121,8 +122,8 @@ class PictureCallback(L.Callback):
             return
         was_training = pl_module.training
         pl_module.eval()  # dropout off, batch-norm running statistics: what validation sees
-        try:
-            with torch.enable_grad():
+        try:  # cuDNN's recurrent layers refuse a backward pass in eval mode: plain kernels here
+            with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
                 drawn = self.draw(trainer, pl_module)
         finally:
             pl_module.train(was_training)
@@ -217,7 +218,7 @@ class Predictions(PictureCallback):
                 pred.cpu()[wrong].tolist(),
                 names,
                 confidence=p.cpu()[wrong].tolist(),
-                title="most confident validation mistakes",
+                title="validation mistakes, most confident first",
             )
         if self.confusion is not None:
             drawn["confusion"] = figures.confusion_matrix(
@@ -237,9 +238,20 @@ def saliency_maps(
     return {"input gradient": grads.abs().amax(1), "integrated gradients": ig.sum(1)}
 
 
+def token_embedding(net: nn.Module, vocab_size: int) -> nn.Embedding | None:
+    """The network's token embedding: its one nn.Embedding with a row per vocabulary entry
+    (a position embedding has a row per position instead)."""
+    found = [
+        m for m in net.modules() if isinstance(m, nn.Embedding) and m.num_embeddings == vocab_size
+    ]
+    return found[0] if len(found) == 1 else None
+
+
 class Saliency(PictureCallback):
-    """Saliency maps of the predicted class for a fixed set of validation images: input
-    gradients and integrated gradients (baseline: the mean image, `ig_steps` points)."""
+    """What in a fixed set of validation inputs drives the predicted class.
+    Images: input gradients and integrated gradients (baseline: the mean image, `ig_steps`
+    points). Token sequences (text classifiers): gradient x input on the token embeddings, drawn
+    as shaded sentences, and in W&B also a table with the sentences as shaded HTML."""
 
     def __init__(self, every_n_epochs: int = 5, num_examples: int = 8, ig_steps: int = 32) -> None:
         super().__init__(every_n_epochs, num_examples)
@@ -249,20 +261,43 @@ class Saliency(PictureCallback):
     def applies(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str | None:
         reason = super().applies(trainer, pl_module)
         kind = getattr(trainer.datamodule, "input_kind", None)
-        if reason is None and kind != "image":
-            return f"saliency maps are drawn for images, this data gives {kind}s"
-        return reason
+        if reason is not None or kind == "image":
+            return reason
+        if kind == "tokens":
+            vocab = getattr(trainer.datamodule, "vocab", None)
+            if vocab is None or token_embedding(pl_module.net, len(vocab)) is None:
+                return "no vocabulary, or no single token embedding (nn.Embedding) in the network"
+            return None
+        return f"saliency is drawn for images and token sequences, this data gives {kind}s"
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Figure]:
         x, y = self.fixed_examples(trainer, pl_module)
         with torch.no_grad():
             pred = pl_module(x).argmax(1)
-        maps = saliency_maps(pl_module, x, pred, self.ig_steps)
-        fig = figures.saliency(
-            display_images(x, trainer.datamodule),
-            {name: m.detach().cpu().numpy() for name, m in maps.items()},
-            y.tolist(),
-            pred.tolist(),
-            class_names_of(pl_module),
+        names = class_names_of(pl_module)
+        if isinstance(x, torch.Tensor):
+            maps = saliency_maps(pl_module, x, pred, self.ig_steps)
+            fig = figures.saliency(
+                display_images(x, trainer.datamodule),
+                {name: m.detach().cpu().numpy() for name, m in maps.items()},
+                y.tolist(),
+                pred.tolist(),
+                names,
+            )
+            return {"saliency": fig}
+        tokens, lengths = x  # (N, T), (N,)
+        vocab = trainer.datamodule.vocab
+        embedding = token_embedding(pl_module.net, len(vocab))
+        scores = token_attributions(pl_module, x, pred, embedding).cpu()  # (N, T)
+        n = lengths.tolist()
+        words = [vocab.decode(row[:k]) for row, k in zip(tokens.tolist(), n, strict=True)]
+        values = [row[:k] for row, k in zip(scores.tolist(), n, strict=True)]
+        true, predicted = y.tolist(), pred.tolist()
+        rows = [
+            [names[t], names[p], figures.token_html(w, v)]
+            for t, p, w, v in zip(true, predicted, words, values, strict=True)
+        ]
+        publish_table(
+            trainer, "saliency_text", ["true", "predicted", "tokens"], rows, html=["tokens"]
         )
-        return {"saliency": fig}
+        return {"saliency": figures.token_attributions(words, values, true, predicted, names)}

@@ -40,13 +40,22 @@ def publish_figure(trainer: L.Trainer, name: str, kind: str, fig: Figure) -> Pat
 
 
 def publish_table(
-    trainer: L.Trainer, kind: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    trainer: L.Trainer,
+    kind: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    html: Sequence[str] = (),
 ) -> None:
-    """A W&B table pictures/{kind} (W&B only: a PNG of the same content is the offline copy)."""
-    for logger in _wandb_loggers(trainer):
+    """A W&B table pictures/{kind} (W&B only: a PNG of the same content is the offline copy).
+    The columns named in `html` hold HTML strings, shown rendered."""
+    loggers = _wandb_loggers(trainer)
+    if not loggers:
+        return
+    import wandb
+
+    rendered = [columns.index(c) for c in html]
+    data = [[wandb.Html(v) if i in rendered else v for i, v in enumerate(r)] for r in rows]
+    for logger in loggers:
         logger.log_table(
-            f"{PICTURES_DIR}/{kind}",
-            columns=list(columns),
-            data=[list(r) for r in rows],
-            step=trainer.global_step,
+            f"{PICTURES_DIR}/{kind}", columns=list(columns), data=data, step=trainer.global_step
         )

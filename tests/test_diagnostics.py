@@ -5,12 +5,15 @@ W&B run and into the HTML report."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 import harness.run
 from diagnostics import figures
@@ -54,9 +57,9 @@ def test_saliency_maps_have_the_images_shape() -> None:
 class BagOfEmbeddings(nn.Module):
     """(tokens (B, T), lengths (B,)) -> logits: the mean of the non-padding token embeddings."""
 
-    def __init__(self) -> None:
+    def __init__(self, vocab_size: int = 10) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(10, 4, padding_idx=0)
+        self.embedding = nn.Embedding(vocab_size, 4, padding_idx=0)
         self.head = nn.Linear(4, 2)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -200,3 +203,74 @@ def test_a_run_draws_every_picture_to_png_wandb_and_report(
     assert page.count("data:image/png;base64,") >= 5 + 5  # the pictures and the curves
     for text in ('alt="loss"', 'alt="optim/update_ratio"', 'alt="saliency"', 'alt="test_confusion"', "test/acc"):  # fmt: skip
         assert text in page, text
+
+
+class Words:
+    """A stand-in for a text datamodule's vocabulary: index <-> word."""
+
+    def __init__(self, words: list[str]) -> None:
+        self.tokens = words
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def decode(self, indices: list[int]) -> list[str]:
+        return [self.tokens[i] for i in indices]
+
+
+class SentimentWords(L.LightningDataModule):
+    """A stand-in text classification datamodule with the interface of datamodules/text*.py:
+    input_kind "tokens", a vocabulary, batches ((tokens (B, T), lengths (B,)), labels (B,)).
+    The label is whether "good" outnumbers "bad"."""
+
+    input_kind = "tokens"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vocab = Words(["<pad>", "good", "bad", "film", "the", "plot"])
+        g = torch.Generator().manual_seed(0)
+        self.tokens = torch.randint(1, 6, (64, 7), generator=g)
+        self.lengths = torch.randint(3, 8, (64,), generator=g)
+        self.tokens[torch.arange(7) >= self.lengths[:, None]] = 0
+        self.labels = ((self.tokens == 1).sum(1) > (self.tokens == 2).sum(1)).long()
+
+    def _batches(self) -> DataLoader:
+        def collate(rows: list) -> tuple:
+            tokens, lengths, labels = default_collate(rows)
+            return (tokens, lengths), labels
+
+        data = TensorDataset(self.tokens, self.lengths, self.labels)
+        return DataLoader(data, batch_size=16, collate_fn=collate)
+
+    train_dataloader = val_dataloader = test_dataloader = _batches
+
+
+def test_text_classifier_token_saliency_and_confusion(tmp_path: Path) -> None:
+    from functools import partial
+
+    from lightning.pytorch.loggers import WandbLogger
+
+    from diagnostics.pictures import Saliency
+    from lightning_modules.classifier import Classifier
+
+    module = Classifier(BagOfEmbeddings(vocab_size=6), partial(torch.optim.Adam, lr=0.05), num_classes=2,
+                        class_names=["negative", "positive"])  # fmt: skip
+    saliency, predictions = (
+        Saliency(every_n_epochs=0, num_examples=5),
+        Predictions(every_n_epochs=0),
+    )
+    logger = WandbLogger(save_dir=str(tmp_path), mode="offline")
+    trainer = L.Trainer(max_epochs=3, default_root_dir=str(tmp_path), logger=logger, callbacks=[saliency, predictions],
+                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)  # fmt: skip
+    try:
+        trainer.fit(module, datamodule=SentimentWords())
+    finally:
+        import wandb
+
+        wandb.finish()
+    assert {p.name for p in (tmp_path / "pictures").iterdir()} == {"epoch_002_saliency.png", "epoch_002_confusion.png"}  # fmt: skip
+    assert predictions.confusion.sum() == 64
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    (table,) = (run / "files/media/table/pictures").glob("saliency_text_*.table.json")
+    data = json.loads(table.read_text())
+    assert data["columns"] == ["true", "predicted", "tokens"] and len(data["data"]) == 5
