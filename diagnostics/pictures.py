@@ -67,6 +67,15 @@ def class_names_of(pl_module: L.LightningModule) -> list[str]:
     return list(names) if names else [str(i) for i in range(pl_module.hparams["num_classes"])]
 
 
+def confusion_counts(true: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(C, C) int64: [i, j] = how many of true class i were predicted j. A product of one-hot
+    matrices rather than bincount, which reads the largest index back to the host on a GPU."""
+    classes = torch.arange(num_classes, device=true.device)
+    t = (true[:, None] == classes).float()  # (B, C)
+    p = (predicted[:, None] == classes).float()  # (B, C)
+    return (t.T @ p).round().long()  # exact: each entry counts at most B examples
+
+
 class PictureCallback(L.Callback):
     """The schedule shared by the picture callbacks; a subclass says whether it applies to the run
     (`applies`) and what it draws (`draw`, which returns {kind: figure})."""
@@ -159,7 +168,7 @@ class Predictions(PictureCallback):
         c = self.counts.shape[0]
         x, y = batch
         p, pred = outputs.float().softmax(1).max(1)  # (B,), (B,)
-        self.counts += torch.bincount(y * c + pred, minlength=c * c).view(c, c)
+        self.counts += confusion_counts(y, pred, c)
         if isinstance(x, torch.Tensor):  # images: keep the most confident mistakes so far
             score = torch.where(pred != y, p, -1.0)  # right answers rank last
             kept = (score, x, y, pred, p)

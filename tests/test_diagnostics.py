@@ -4,8 +4,10 @@ W&B run and into the HTML report."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -77,6 +79,14 @@ def test_token_attributions_are_gradient_times_embedding() -> None:
     expected = (net.embedding(tokens) * w.unsqueeze(1)).sum(-1) / lengths.view(-1, 1)
     torch.testing.assert_close(scores, expected.detach())
     assert scores[1, 2] == 0  # padding has a zero embedding: no attribution
+
+
+def test_confusion_counts() -> None:
+    from diagnostics.pictures import confusion_counts
+
+    true, pred = torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([0, 1, 1, 2, 0, 2])
+    expected = torch.tensor([[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+    assert torch.equal(confusion_counts(true, pred, 3), expected)
 
 
 def test_confusion_matrix_figure_labels_axes_with_class_names() -> None:
@@ -274,3 +284,62 @@ def test_text_classifier_token_saliency_and_confusion(tmp_path: Path) -> None:
     (table,) = (run / "files/media/table/pictures").glob("saliency_text_*.table.json")
     data = json.loads(table.read_text())
     assert data["columns"] == ["true", "predicted", "tokens"] and len(data["data"]) == 5
+
+
+HOST_READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__")
+
+
+@contextlib.contextmanager
+def no_host_reads() -> Iterator[None]:
+    """Reading a tensor's value on the host (what waits for a GPU) raises inside this block."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a per-step hook read a tensor's value on the host")
+
+    saved = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+    try:
+        for name in HOST_READS:
+            setattr(torch.Tensor, name, refuse)
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(torch.Tensor, name, method)
+
+
+def test_per_step_hooks_never_read_tensors_on_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CPU stand-in for "no device synchronisation per step": outside the steps Lightning logs,
+    the diagnostics' per-batch hooks never turn a tensor into a Python value."""
+    from diagnostics.steps import is_logging_step
+
+    checked: list[str] = []
+
+    def strict(hook, always: bool):  # type: ignore[no-untyped-def]
+        def run(trainer, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if not always and is_logging_step(trainer):
+                return hook(trainer, *args, **kwargs)
+            checked.append(hook.__name__)
+            with no_host_reads():
+                return hook(trainer, *args, **kwargs)
+
+        return run
+
+    build = harness.run.build_callbacks
+
+    def build_strict(cfg):  # type: ignore[no-untyped-def]
+        callbacks = build(cfg)
+        for c in callbacks:
+            for name in ("on_train_batch_start", "on_train_batch_end", "on_before_optimizer_step"):
+                setattr(c, name, strict(getattr(c, name), always=False))
+            c.on_validation_batch_end = strict(c.on_validation_batch_end, always=True)
+        return callbacks
+
+    monkeypatch.setattr(harness.run, "build_callbacks", build_strict)
+    cfg = compose(["data=digits", "model=cnn", "logger.wandb=null", "trainer.max_epochs=2", "trainer.limit_train_batches=3",
+                   "trainer.limit_val_batches=2", "trainer.log_every_n_steps=4", "trainer.enable_progress_bar=false",
+                   "test=false", "callbacks.predictions.every_n_epochs=0", "callbacks.saliency.every_n_epochs=0"])  # fmt: skip
+    assert harness.run.train(cfg, tmp_path)["status"] == "finished"
+    assert {"on_train_batch_end", "on_before_optimizer_step", "on_validation_batch_end"} <= set(
+        checked
+    )
