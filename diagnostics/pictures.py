@@ -1,5 +1,6 @@
-"""Callbacks that draw pictures of a classifier's predictions: a grid of validation examples with
-predicted and true labels, confusion matrices, and saliency maps.
+"""Callbacks that draw pictures of a classifier's predictions: confusion matrices, the most
+confident mistakes, a grid of validation images with predicted and true labels, and saliency
+(input gradients and integrated gradients for images, gradient x input for token sequences).
 
 Each draws after every `every_n_epochs`-th training epoch and once more at the end of training
 (0: only at the end), on a fixed set of validation examples (the first `num_examples` of the
@@ -73,7 +74,8 @@ def confusion_counts(true: torch.Tensor, predicted: torch.Tensor, num_classes: i
     classes = torch.arange(num_classes, device=true.device)
     t = (true[:, None] == classes).float()  # (B, C)
     p = (predicted[:, None] == classes).float()  # (B, C)
-    return (t.T @ p).round().long()  # exact: each entry counts at most B examples
+    with torch.autocast(true.device.type, enabled=False):  # float32: exact up to 2**24 per batch
+        return (t.T @ p).round().long()
 
 
 class PictureCallback(L.Callback):
