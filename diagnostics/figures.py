@@ -67,8 +67,8 @@ def prediction_grid(
         for spine in ax.spines.values():
             spine.set_edgecolor(colour)
             spine.set_linewidth(1 if right else 3)
-    wrong = sum(t != p for t, p in zip(true, predicted, strict=True))
-    fig.suptitle(f"{title}{': ' if title else ''}{wrong} of {len(images)} wrong", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=9)
     return fig
 
 

@@ -146,8 +146,8 @@ class Predictions(PictureCallback):
     """Classifiers: the confusion matrix of the whole validation set and the validation set's
     most confident mistakes, both gathered from the logits validation_step returns (no second
     pass, no host sync per batch); for images also a grid of fixed validation examples titled
-    with their predicted and true labels. After testing, the test set's confusion matrix (of the
-    checkpoint tested) as test_confusion.png."""
+    with their predicted and true labels. After testing, the same two for the test set (of the
+    checkpoint tested): test_confusion.png, test_mistakes.png."""
 
     def __init__(self, every_n_epochs: int = 5, num_examples: int = 32) -> None:
         super().__init__(every_n_epochs, num_examples)
@@ -205,9 +205,28 @@ class Predictions(PictureCallback):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         counts = self._finish(trainer)
-        if counts is not None and trainer.is_global_zero:
-            fig = figures.confusion_matrix(counts.cpu().numpy(), class_names_of(pl_module), "test:")
-            publish_figure(trainer, "test", "confusion", fig)
+        if counts is None or not trainer.is_global_zero:
+            return
+        names = class_names_of(pl_module)
+        drawn = {"confusion": figures.confusion_matrix(counts.cpu().numpy(), names, "test:")}
+        if self.worst is not None:
+            drawn["mistakes"] = self._mistakes_grid(trainer, self.worst[1:], names, "test")
+        for kind, fig in drawn.items():
+            publish_figure(trainer, "test", kind, fig)
+
+    def _mistakes_grid(
+        self, trainer: L.Trainer, kept: tuple[torch.Tensor, ...], names: list[str], split: str
+    ) -> Figure:
+        x, y, pred, p = kept
+        wrong = pred != y
+        return figures.prediction_grid(
+            display_images(x[wrong], trainer.datamodule),
+            y[wrong].tolist(),
+            pred[wrong].tolist(),
+            names,
+            confidence=p[wrong].tolist(),
+            title=f"{split} mistakes, most confident first ({int(wrong.sum())} shown)",
+        )
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Figure]:
         names = class_names_of(pl_module)
@@ -216,21 +235,16 @@ class Predictions(PictureCallback):
             x, y = self.fixed_examples(trainer, pl_module)
             with torch.no_grad():
                 pred = pl_module(x).argmax(1)
-            images = display_images(x, trainer.datamodule)
+            wrong = int((pred != y).sum())
             drawn["predictions"] = figures.prediction_grid(
-                images, y.tolist(), pred.tolist(), names, title="first validation images"
+                display_images(x, trainer.datamodule),
+                y.tolist(),
+                pred.tolist(),
+                names,
+                title=f"first validation images: {wrong} of {len(y)} wrong",
             )
         if self.mistakes is not None:
-            x, y, pred, p = self.mistakes
-            wrong = (pred != y).cpu()
-            drawn["mistakes"] = figures.prediction_grid(
-                display_images(x[wrong.to(x.device)], trainer.datamodule),
-                y.cpu()[wrong].tolist(),
-                pred.cpu()[wrong].tolist(),
-                names,
-                confidence=p.cpu()[wrong].tolist(),
-                title="validation mistakes, most confident first",
-            )
+            drawn["mistakes"] = self._mistakes_grid(trainer, self.mistakes, names, "validation")
         if self.confusion is not None:
             drawn["confusion"] = figures.confusion_matrix(
                 self.confusion.cpu().numpy(), names, "validation:"

@@ -54,7 +54,9 @@ def test_optimizers_are_partials_of_real_torch_classes() -> None:
                              {"params": [torch.nn.Parameter(torch.zeros(3))]}])  # fmt: skip
         # muon combines two torch classes (lightning_modules/muon.py); the rest are torch's own.
         inner = [optimizer.muon, optimizer.adamw] if path.stem == "muon" else [optimizer]
-        assert all(type(o) is getattr(torch.optim, type(o).__name__, None) for o in inner), path.stem
+        assert all(type(o) is getattr(torch.optim, type(o).__name__, None) for o in inner), (
+            path.stem
+        )
         assert {g["lr"] for g in optimizer.param_groups} == {cfg.optim.lr}
 
 

@@ -106,7 +106,8 @@ def test_prediction_grid_marks_the_mistakes() -> None:
     fig = figures.prediction_grid(np.zeros((5, 8, 8, 1)), [1, 2, 3, 4, 5], [1, 2, 0, 4, 0], DIGITS)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == ["1", "2", "0 (true 3)", "4", "0 (true 5)"]
-    assert "2 of 5 wrong" in fig._suptitle.get_text()
+    framed = [ax.spines["top"].get_linewidth() for ax in fig.axes if ax.get_title()]
+    assert framed == [1, 1, 3, 1, 3]
     fig = figures.prediction_grid(np.zeros((1, 8, 8, 3)), [1], [2], DIGITS, confidence=[0.875])
     assert [ax.get_title() for ax in fig.axes] == ["2 (true 1) 88%"]
 
@@ -183,7 +184,8 @@ def test_a_run_draws_every_picture_to_png_wandb_and_report(
 
     pictures = {p.name for p in (tmp_path / "pictures").iterdir()}
     kinds = ("predictions", "mistakes", "confusion", "saliency")
-    assert {f"epoch_{e:03d}_{k}.png" for e in (0, 1) for k in kinds} | {"test_confusion.png"} == pictures  # fmt: skip
+    tests = {"test_confusion.png", "test_mistakes.png"}
+    assert {f"epoch_{e:03d}_{k}.png" for e in (0, 1) for k in kinds} | tests == pictures
 
     (predictions,) = [c for c in built if isinstance(c, Predictions)]
     assert predictions.confusion.sum() == 144  # every validation image of digits, counted once
