@@ -101,12 +101,14 @@ def latest_pictures(folder: Path) -> dict[str, Path]:
     """{kind: file}: the newest epoch's picture of each kind, and the test pictures."""
     found: dict[str, tuple[int, Path]] = {}
     for path in sorted(folder.glob("*.png")):
+        if path.name.endswith(".tmp.png"):  # being written
+            continue
         m = re.fullmatch(r"epoch_(\d+)_(.+)\.png", path.name)
         if m:
             epoch, kind = int(m.group(1)), m.group(2)
             if kind not in found or epoch >= found[kind][0]:
                 found[kind] = (epoch, path)
-        elif not path.name.endswith(".tmp.png"):
+        else:
             found[path.stem] = (sys.maxsize, path)
     return {kind: path for kind, (_, path) in found.items()}
 

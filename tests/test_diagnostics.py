@@ -345,3 +345,13 @@ def test_per_step_hooks_never_read_tensors_on_the_host(
     assert {"on_train_batch_end", "on_before_optimizer_step", "on_validation_batch_end"} <= set(
         checked
     )
+
+
+def test_report_shows_the_latest_picture_of_each_kind(tmp_path: Path) -> None:
+    from harness.report import latest_pictures
+
+    for name in ("epoch_000_a.png", "epoch_002_a.png", "epoch_010_b.png", "epoch_009_b.png",
+                 "test_confusion.png", "epoch_011_a.tmp.png"):  # fmt: skip
+        (tmp_path / name).write_bytes(b"")
+    found = {kind: path.name for kind, path in latest_pictures(tmp_path).items()}
+    assert found == {"a": "epoch_002_a.png", "b": "epoch_010_b.png", "test_confusion": "test_confusion.png"}  # fmt: skip
