@@ -157,12 +157,10 @@ class Predictions(PictureCallback):
         self.mistakes: tuple[torch.Tensor, ...] | None = None  # the kept (x, y, pred, p) of it
 
     def _start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        c = pl_module.hparams["num_classes"]
-        counting = self.active and not trainer.sanity_checking
-        self.counts = (
-            torch.zeros(c, c, dtype=torch.long, device=pl_module.device) if counting else None
-        )
-        self.worst = None
+        self.counts, self.worst = None, None
+        if self.active and not trainer.sanity_checking:
+            c = pl_module.hparams["num_classes"]
+            self.counts = torch.zeros(c, c, dtype=torch.long, device=pl_module.device)
 
     def _count(self, outputs: Any, batch: Any) -> None:
         if self.counts is None or not isinstance(outputs, torch.Tensor):

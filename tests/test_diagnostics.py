@@ -355,3 +355,19 @@ def test_report_shows_the_latest_picture_of_each_kind(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"")
     found = {kind: path.name for kind, path in latest_pictures(tmp_path).items()}
     assert found == {"a": "epoch_002_a.png", "b": "epoch_010_b.png", "test_confusion": "test_confusion.png"}  # fmt: skip
+
+
+def test_picture_callbacks_stand_aside_for_a_module_that_is_not_a_classifier(
+    tmp_path: Path,
+) -> None:
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from diagnostics.pictures import Saliency
+
+    callbacks = [Predictions(every_n_epochs=1), Saliency(every_n_epochs=1)]
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=2, logger=False,
+                        default_root_dir=str(tmp_path), callbacks=callbacks, enable_progress_bar=False,
+                        enable_checkpointing=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(BoringModel())
+    assert not any(c.active for c in callbacks)
+    assert not (tmp_path / "pictures").exists()
