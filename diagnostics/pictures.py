@@ -33,9 +33,10 @@ def _check_count(name: str, value: Any, minimum: int) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
-def first_examples(loader: Any, count: int) -> tuple[Any, torch.Tensor]:
+def first_examples(loader: Any, count: int, pad: int = 0) -> tuple[Any, torch.Tensor]:
     """The first `count` (inputs, labels) of an unshuffled loader of (inputs, labels) batches.
-    Inputs are a tensor (images) or a tuple of tensors (tokens, lengths), batch-first."""
+    Inputs are a tensor (images) or (tokens (B, T), lengths (B,)), whose batches are padded to
+    their own length: they are padded with `pad` to the longest before joining."""
     xs, ys, have = [], [], 0
     for x, y in loader:
         xs.append(x)
@@ -45,7 +46,10 @@ def first_examples(loader: Any, count: int) -> tuple[Any, torch.Tensor]:
             break
     if isinstance(xs[0], torch.Tensor):
         return torch.cat(xs)[:count], torch.cat(ys)[:count]
-    return tuple(t[:count] for t in xs[0]), ys[0][:count]  # token batches are padded per batch
+    longest = max(tokens.shape[1] for tokens, _ in xs)
+    tokens = torch.cat([nn.functional.pad(t, (0, longest - t.shape[1]), value=pad) for t, _ in xs])
+    lengths = torch.cat([n for _, n in xs])
+    return (tokens[:count], lengths[:count]), torch.cat(ys)[:count]
 
 
 def display_images(x: torch.Tensor, datamodule: Any) -> np.ndarray:
@@ -111,7 +115,9 @@ class PictureCallback(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule
     ) -> tuple[Any, torch.Tensor]:
         if self.examples is None:
-            self.examples = first_examples(trainer.datamodule.val_dataloader(), self.num_examples)
+            dm = trainer.datamodule
+            pad = getattr(dm, "dims", {}).get("pad_index", 0)  # token data: the <pad> index
+            self.examples = first_examples(dm.val_dataloader(), self.num_examples, pad)
         x, y = self.examples
         move = lambda t: t.to(pl_module.device)  # noqa: E731
         return (move(x) if isinstance(x, torch.Tensor) else tuple(map(move, x))), move(y)
