@@ -371,3 +371,34 @@ def test_picture_callbacks_stand_aside_for_a_module_that_is_not_a_classifier(
     trainer.fit(BoringModel())
     assert not any(c.active for c in callbacks)
     assert not (tmp_path / "pictures").exists()
+
+
+def test_sst2_text_classifier_draws_token_saliency_and_confusion(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diagnostics.pictures import Saliency
+    from tests.conftest import fixture_overrides
+
+    built: list = []
+    build = harness.run.build_callbacks
+    monkeypatch.setattr(
+        harness.run, "build_callbacks", lambda cfg: built.extend(build(cfg)) or built
+    )
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    cfg = compose([*fixture_overrides("sst2", data_root), "model=textcnn", "model.embed_dim=16", "model.maps=8",
+                   "logger.wandb.mode=offline", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+                   "callbacks.saliency.num_examples=5"])  # fmt: skip
+    assert harness.run.train(cfg, tmp_path)["status"] == "finished"
+
+    pictures = {p.name for p in (tmp_path / "pictures").iterdir()}
+    assert pictures == {"epoch_001_saliency.png", "epoch_001_confusion.png", "test_confusion.png"}
+    (predictions,) = [c for c in built if isinstance(c, Predictions)]
+    assert predictions.confusion.sum() == 16  # the fixture's dev split
+    (saliency,) = [c for c in built if isinstance(c, Saliency)]
+    (tokens, lengths), _ = saliency.examples  # from two batches of 4, padded alike
+    assert len(tokens) == len(lengths) == 5
+    assert (tokens[torch.arange(tokens.shape[1]) >= lengths[:, None]] == 0).all()  # <pad>
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    (table,) = (run / "files/media/table/pictures").glob("saliency_text_*.table.json")
+    rows = json.loads(table.read_text())["data"]
+    assert len(rows) == 5 and all(r[0] in ("negative", "positive") for r in rows)
