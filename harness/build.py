@@ -91,12 +91,14 @@ def build_module(cfg: DictConfig, net: Any, dims: Mapping[str, Any]) -> Any:
     )
 
 
+def build_callback(node: DictConfig) -> Any:
+    return instantiate(node, _convert_=PLAIN)
+
+
 def build_callbacks(cfg: DictConfig) -> list[Any]:
     """The optional callbacks of the `callbacks` group; an entry set to null is off."""
     return [
-        instantiate(node, _convert_=PLAIN)
-        for node in (cfg.get("callbacks") or {}).values()
-        if node is not None
+        build_callback(node) for node in (cfg.get("callbacks") or {}).values() if node is not None
     ]
 
 

@@ -16,6 +16,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from harness.build import (
+    build_callback,
     build_datamodule,
     build_optimizer_factory,
     build_scheduler_factory,
@@ -202,6 +203,10 @@ def dry_build(cfg: DictConfig) -> None:
         factory = build_scheduler_factory(cfg)
         if factory is not None:
             factory(optimizer, total_steps=100)
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is not None:
+            with explained(f"callbacks.{name}"):
+                build_callback(node)
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 

@@ -88,11 +88,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     n_params = sum(p.numel() for p in net.parameters())
     speed_up(net, compile=cfg.compile, channels_last=cfg.channels_last)
 
+    choices, overrides = _choices(), _overrides()
     meta = {
         "params": n_params,
         "git": git_state(),
-        "overrides": redact(_overrides()),
-        "choices": _choices(),
+        "choices": choices,
+        "overrides": redact(overrides),
         "run_dir": str(run_dir),
         "resumed_from": str(resume_from) if resume_from else None,
     }
@@ -108,7 +109,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     if wandb_settings is not None:
         wandb_id = wandb_logger.run_id(ckpt_dir, resuming=resume_from is not None)
         wb, meta["wandb_mode"] = wandb_logger.make_wandb_logger(
-            OmegaConf.to_container(wandb_settings, resolve=True),
+            wandb_logger.labelled(
+                OmegaConf.to_container(wandb_settings, resolve=True),
+                wandb_logger.run_labels(choices, overrides),
+            ),
             run_dir,
             wandb_id,
             {**config, "meta": meta},

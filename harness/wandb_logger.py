@@ -9,13 +9,14 @@ mode that cannot start (server unreachable, key rejected) falls back to offline.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import netrc
 import os
 import secrets
 import string
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from harness.cli import CONF_DIR
 from harness.errors import ConfigError
 from harness.metrics_log import Replayed
 from harness.secrets import redact
@@ -98,6 +100,50 @@ def save_run_id(checkpoint_dir: Path, run_id: str) -> None:
 
 def sync_hint(run_dir: Path) -> str:
     return f"wandb sync {run_dir / 'wandb'}/offline-run-*"
+
+
+# Groups that name the recipe, in the order a group name lists them.
+RECIPE_GROUPS = ("task", "data", "model", "optim", "scheduler", "experiment")
+# Overrides that change how a run is watched or where its files are, not what it computes: runs
+# that differ only in these (or in the seed) share a W&B group. A trailing "." or "_": a prefix.
+NOT_RECIPE = ("seed", "ckpt_path", "test", "hydra.", "logger.", "callbacks.", "data.root",
+              "data.download", "data.verify", "trainer.enable_", "trainer.log_every_n_steps")  # fmt: skip
+GROUP_MAX, TAG_MAX = 128, 64  # characters W&B accepts
+
+
+def _watching_only(key: str) -> bool:
+    return any(key.startswith(n) if n[-1] in "._" else key == n for n in NOT_RECIPE)
+
+
+def run_labels(choices: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """The W&B group and tags a run gets by default, from its config-group choices and its
+    command-line overrides. group: the recipe up to the seed (data/model/optim/scheduler plus the
+    value overrides that change what is computed), so W&B's workspace draws one line per recipe,
+    averaged over seeds. tags: one `group:option` per recipe group, to filter a task's runs."""
+    picked = [(g, choices[g]) for g in RECIPE_GROUPS if isinstance(choices.get(g), str)]
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+    values = []  # value overrides (optim.lr=0.1), not group choices (optim=adamw, hydra/x=y)
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        is_choice = key in groups or "/" in key
+        if "=" in o and not is_choice and not _watching_only(key):
+            values.append(o.lstrip("+~"))
+    recipe = "/".join(option for _, option in picked)
+    group = " ".join([recipe, *sorted(values)]).strip()
+    if len(group) > GROUP_MAX:  # still unique: a hash of the whole name
+        group = group[: GROUP_MAX - 9] + "~" + hashlib.sha1(group.encode()).hexdigest()[:8]
+    return {"group": group or None, "tags": [f"{g}:{option}"[:TAG_MAX] for g, option in picked]}
+
+
+def labelled(settings: Mapping[str, Any], labels: Mapping[str, Any]) -> dict[str, Any]:
+    """settings with the default labels filled in: a group set in the config wins; tags are the
+    configured ones followed by the default ones."""
+    tags = list(settings.get("tags") or [])
+    return {
+        **settings,
+        "group": settings.get("group") or labels.get("group"),
+        "tags": tags + [t for t in labels.get("tags", []) if t not in tags],
+    }
 
 
 def make_wandb_logger(

@@ -85,7 +85,7 @@ class Classifier(TrainingModule):
 
     def _evaluate(
         self, batch: Any, split: str, metrics: MetricCollection, loss: MeanMetric
-    ) -> None:
+    ) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         # Per sample, unsmoothed: comparable across label_smoothing values.
@@ -93,9 +93,10 @@ class Classifier(TrainingModule):
         metrics.update(logits, y)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=split == "val")
+        return logits  # (B, num_classes), for callbacks (a confusion matrix without a second pass)
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metrics, self.val_loss)
+    def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "val", self.val_metrics, self.val_loss)
 
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics, self.test_loss)
+    def test_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "test", self.test_metrics, self.test_loss)

@@ -42,6 +42,7 @@ def compose(overrides: list[str]):
 # Fast settings for runs on fixture data: a few steps, no W&B, no progress bars.
 FAST = [
     "logger.wandb=null",
+    "callbacks=sweep",  # the cheap diagnostics, no pictures (tests/test_diagnostics.py has them)
     "trainer.max_epochs=-1",  # max_steps bounds every test run
     "trainer.max_steps=4",
     "trainer.limit_val_batches=2",
