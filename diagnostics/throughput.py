@@ -4,6 +4,8 @@ Logged names:
   perf/samples_per_s   training samples per second over all devices, since the last log;
                        counts the time from one training batch's end to the next (data, forward,
                        backward, optimizer), not validation, checkpointing or epoch boundaries
+                       (after those, a batch counts from its own start: every logging step has
+                       a rate, so a resumed run logs the same columns as an uninterrupted one)
   perf/peak_rss_mb     the process's peak resident memory (host RAM), MiB
   perf/peak_cuda_mb    peak memory allocated by torch on this CUDA device, MiB (GPU runs only)
 
@@ -44,6 +46,10 @@ class Throughput(L.Callback):
     on_train_epoch_start = _break_chain
     on_validation_start = _break_chain
 
+    def on_train_batch_start(self, *args: Any) -> None:
+        if self._last_end is None:
+            self._last_end = time.perf_counter()
+
     def on_train_batch_end(
         self,
         trainer: L.Trainer,
@@ -53,9 +59,8 @@ class Throughput(L.Callback):
         batch_idx: int,
     ) -> None:
         now = time.perf_counter()
-        if self._last_end is not None:
-            self._seconds += now - self._last_end
-            self._samples += extract_batch_size(batch) * trainer.world_size
+        self._seconds += now - self._last_end
+        self._samples += extract_batch_size(batch) * trainer.world_size
         self._last_end = now
         if not is_logging_step(trainer):
             return
