@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.augment import normalize, random_crop, random_flip
-from datamodules.tensor_loader import Batch, TensorLoader, trainer_loader
+from datamodules.tensor_loader import Batch, SplitLoaders, TensorLoader, trainer_loader
 
 # split name -> (images uint8 (N, C, H, W), labels int64 (N,))
 Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
@@ -92,7 +92,7 @@ class PILImages(Dataset):
         return self.transform(Image.fromarray(self.images[i])), self.labels[i]
 
 
-class ImageDataModule(L.LightningDataModule):
+class ImageDataModule(SplitLoaders, L.LightningDataModule):
     input_kind: ClassVar[str] = "image"
     mean: ClassVar[tuple[float, ...]]
     std: ClassVar[tuple[float, ...]]
@@ -217,12 +217,3 @@ class ImageDataModule(L.LightningDataModule):
     def eval_transform(self, batch: Batch, g: torch.Generator) -> Batch:
         x, y = batch
         return normalize(x, self.mean, self.std), y
-
-    def train_dataloader(self) -> TensorLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> TensorLoader:
-        return self._loader("val", train=False)
-
-    def test_dataloader(self) -> TensorLoader:
-        return self._loader("test", train=False)

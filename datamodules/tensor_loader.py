@@ -155,3 +155,20 @@ def trainer_loader(
         rank=trainer.global_rank if trainer else 0,
         world_size=trainer.world_size if trainer else 1,
     )
+
+
+class SplitLoaders:
+    """train/val/test_dataloader from the datamodule's own `_loader(split, train)`; listed before
+    LightningDataModule in a datamodule's bases."""
+
+    def _loader(self, split: str, train: bool) -> Any:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> Any:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> Any:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> Any:
+        return self._loader("test", train=False)

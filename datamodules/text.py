@@ -18,12 +18,12 @@ import torch
 from datamodules.downloads import RemoteFile, fetch, require, verify
 from datamodules.errors import DatasetError
 from datamodules.image import check_positive_int
-from datamodules.tensor_loader import TensorLoader
+from datamodules.tensor_loader import SplitLoaders
 from datamodules.token_cache import cache_file, cached
 from datamodules.vocab import Vocabulary
 
 
-class TextDataModule(L.LightningDataModule):
+class TextDataModule(SplitLoaders, L.LightningDataModule):
     input_kind: ClassVar[str] = "tokens"
     target_kind: ClassVar[str]  # "tokens" (a corpus: predict its tokens) or "class" (a label each)
     name: ClassVar[str]  # for messages: "Tiny Shakespeare"
@@ -93,18 +93,6 @@ class TextDataModule(L.LightningDataModule):
                 "checkpoint was written, or the data options differ (data.min_freq ...)."
             )
         self.vocab = Vocabulary(tokens)
-
-    def _loader(self, split: str, train: bool) -> TensorLoader:
-        raise NotImplementedError
-
-    def train_dataloader(self) -> TensorLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> TensorLoader:
-        return self._loader("val", train=False)
-
-    def test_dataloader(self) -> TensorLoader:
-        return self._loader("test", train=False)
 
     def _split(self, name: str) -> tuple[torch.Tensor, ...]:
         if self.splits is None:

@@ -210,7 +210,7 @@ def dry_build(cfg: DictConfig) -> None:
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    with explained("trainer"), _quiet("lightning.pytorch"):
+    with explained("trainer"), quiet("lightning.pytorch"):
         try:
             L.Trainer(**cfg.trainer, logger=False, enable_checkpointing=False)
         except MisconfigurationException as e:
@@ -218,7 +218,8 @@ def dry_build(cfg: DictConfig) -> None:
 
 
 @contextlib.contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
+def quiet(logger_name: str) -> Iterator[None]:
+    """Only warnings and errors from this logger meanwhile (Lightning's info lines on every build)."""
     log = logging.getLogger(logger_name)
     level = log.level
     log.setLevel(logging.WARNING)

@@ -4,11 +4,10 @@ not a sweep of crashes."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
+from harness.checks import quiet
 from harness.cli import CONF_DIR, _split, check_overrides, check_types
 from harness.errors import ConfigError
 
@@ -34,7 +33,10 @@ def check_runs(runs: Iterable[list[str]]) -> None:
     for overrides in runs:
         choices, values = _split(overrides)
         try:
-            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"), _quiet():
+            with (
+                initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"),
+                quiet("lightning.pytorch"),
+            ):
                 if tuple(choices) not in bases:
                     bases[tuple(choices)] = compose("config", overrides=choices, return_hydra_config=True)  # fmt: skip
                 cfg = copy.deepcopy(bases[tuple(choices)])
@@ -51,14 +53,3 @@ def check_runs(runs: Iterable[list[str]]) -> None:
             except ConfigError as e:
                 raise ConfigError(f"run {' '.join(overrides)}: {e}") from None
             raise ConfigError(f"run {' '.join(overrides)}: {fast}") from None
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    log = logging.getLogger("lightning.pytorch")
-    level = log.level
-    log.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
