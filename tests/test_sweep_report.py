@@ -70,6 +70,9 @@ def test_report_writes_markdown_html_and_plots(tmp_path: Path) -> None:
     text = path.read_text()
     row = "| a/m | sgd | optim.lr=0.1 | val/acc 0.9000 ± 0.0000 (n=2) | test/acc 0.8900 ± 0.0000 (n=2) | 1 of 3 |"  # fmt: skip
     assert row in text
+    # every setting, the diverged one included
+    assert "| a/m | sgd | optim.lr=0.01 | 2 finished | val/acc 0.8100 ± 0.0000 (n=2) | test/acc 0.8000 ± 0.0000 (n=2) |" in text  # fmt: skip
+    assert "| a/m | sgd | optim.lr=1.0 | 1 diverged | val/acc – | – |" in text
     assert "| b/m | val/acc | 0.85 |" in text  # the given target
     for name in ("sensitivity_a_m.png", "curves_b_m.png", "profile.png"):
         assert (tmp_path / name).stat().st_size > 1000

@@ -85,6 +85,11 @@ def blocks(sweep: SweepData, out: Path, targets: dict[str, float]) -> list[Block
                   "metrics are measured on each run's best checkpoint."),
             ("table", rows)]  # fmt: skip
 
+    doc += [("h2", "Every setting"),
+             ("p", "Mean ± sample std over the seeds that finished; the test metric is each run's "
+                   "best checkpoint's."),
+             ("table", _every_setting(grouped, goals))]  # fmt: skip
+
     doc.append(("h2", "Learning-rate sensitivity"))
     doc.append(("p", "Final validation metric against learning rate, one curve per optimizer "
                      "(mean ± std over seeds, finished runs only); an x on the lower edge marks a "
@@ -121,6 +126,25 @@ def blocks(sweep: SweepData, out: Path, targets: dict[str, float]) -> list[Block
         plots.profile(taus, analysis.performance_profile(ranked, taus), out / "profile.png")
         doc.append(("img", "profile.png"))
     return doc
+
+
+def _every_setting(
+    grouped: dict[str, dict[str, list[analysis.Setting]]], goals: dict[str, tuple[str, bool]]
+) -> list[list[str]]:
+    rows = [["task", "optimizer", "setting", "runs", "validation", "test"]]
+    for task, per_opt in grouped.items():
+        metric = goals[task][0]
+        test_metric = "test/" + metric.split("/", 1)[-1]
+        for opt, items in per_opt.items():
+            for item in items:
+                tests = [r.metrics[test_metric] for r in item.runs
+                         if r.status == "finished" and test_metric in r.metrics]  # fmt: skip
+                statuses = ", ".join(
+                    f"{n} {st}" for st, n in sorted(Counter(r.status for r in item.runs).items())
+                )
+                rows.append([task, opt, item.setting or "–", statuses,
+                             f"{metric} {_pm(item.finals(metric))}", f"{test_metric} {_pm(tests)}" if tests else "–"])  # fmt: skip
+    return rows
 
 
 def to_markdown(doc: list[Block]) -> str:
