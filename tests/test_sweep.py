@@ -46,6 +46,7 @@ def test_every_run_of_every_sweep_is_a_valid_train_py_command(
         (tmp_path / value).touch()
     assert spec.config["program"] == "train.py"
     assert "${args_no_hyphens}" in spec.config["command"]
+    assert "callbacks=sweep" in spec.config["command"]  # no pictures in sweeps: they cost minutes
     assert re.fullmatch(r"(train|val|test)/\w+", spec.config["metric"]["name"])
     runs = _runs_of(spec)
     assert runs
