@@ -95,8 +95,7 @@ def phases() -> dict[str, float]:
         from harness.wandb_logger import make_wandb_logger
 
         os.environ["WANDB_MODE"] = "offline"
-        logger = make_wandb_logger({}, Path(run_dir), "startup0", {})
-        logger.experiment  # noqa: B018 (starts the run)
+        logger, _ = make_wandb_logger({}, Path(run_dir), "startup0", {})  # starts the run
         done("W&B init (offline)")
         L.Trainer(logger=logger, enable_progress_bar=False, max_steps=1)
         done("build the Trainer")
