@@ -98,49 +98,63 @@ class MetricStates(L.Callback):
 
 class StopOnNonFiniteLoss(L.Callback):
     """A NaN or infinite training loss stops the run, marked diverged at the first step whose loss
-    was not finite, and no checkpoint with non-finite weights is ever written: the last good one
-    is kept.
+    was not finite, and no checkpoint taken after that step is ever written: the last good one is
+    kept.
 
     The loss is watched on the device (no host sync) and read on the steps the loggers write
-    (trainer.log_every_n_steps, which read the loss then anyway), before validation and at the
-    end of training: a per-step read would stall a GPU every step. With log_every_n_steps=1 the
-    bad step itself is never taken; otherwise the optimizer may take up to log_every_n_steps - 1
-    more steps on non-finite gradients before the run stops (those weights are never saved)."""
+    (trainer.log_every_n_steps, which read the loss then anyway), before validation, before each
+    checkpoint and at the end of training: a per-step read would stall a GPU every step. With
+    log_every_n_steps=1 the bad step itself is never taken; otherwise the optimizer may take up to
+    log_every_n_steps - 1 more steps on non-finite gradients before the run stops. Under DDP every
+    rank reads the earliest bad step of any rank, so all stop together."""
+
+    NONE = torch.iinfo(torch.long).max  # "no bad step" in the cross-rank minimum
 
     def __init__(self) -> None:
-        self.first_bad: torch.Tensor | None = None  # () int64: step of the first bad loss, or -1
+        self.first_bad: torch.Tensor | None = None  # () int64: step of the first bad loss, or NONE
         self.bad_loss: torch.Tensor | None = None  # () float: that loss
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss) -> None:
         loss = loss.detach().float()
         if self.first_bad is None or self.first_bad.device != loss.device:
-            self.first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
+            self.first_bad = torch.full((), self.NONE, dtype=torch.long, device=loss.device)
             self.bad_loss = torch.zeros((), device=loss.device)
-        new = ~torch.isfinite(loss) & (self.first_bad < 0)
+        new = ~torch.isfinite(loss) & (self.first_bad == self.NONE)
         self.first_bad = torch.where(new, trainer.global_step, self.first_bad)
         self.bad_loss = torch.where(new, loss, self.bad_loss)
-        logs_now = getattr(pl_module, "logs_this_step", lambda: True)()
-        if logs_now:
-            self.check()
+        if getattr(pl_module, "logs_this_step", lambda: True)():
+            self.check(trainer)
 
-    def check(self) -> None:
-        if self.first_bad is not None and (step := int(self.first_bad)) >= 0:
+    def check(self, trainer: L.Trainer | None = None) -> None:
+        """Raise Diverged if some rank has seen a non-finite loss. Every rank calls this at the
+        same points (it is a collective under DDP)."""
+        if self.first_bad is None:  # no training step yet, on any rank
+            return
+        first = self.first_bad
+        if trainer is not None and getattr(trainer, "world_size", 1) > 1:
+            first = trainer.strategy.reduce(first.clone(), reduce_op="min")
+        step = int(first)
+        if step == self.NONE:
+            return
+        if step == int(self.first_bad):
             raise Diverged(step, f"the training loss is {float(self.bad_loss)}")
+        raise Diverged(step, "the training loss of another process is not finite")
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.check()
+        self.check(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.check()
+        self.check(trainer)
 
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
     ) -> None:
+        # Weights can stay finite after a bad step (16-mixed's scaler skips it): check the loss too.
+        self.check(trainer)
         floats = [t for t in checkpoint["state_dict"].values() if t.is_floating_point()]
         if floats and not torch.stack([torch.isfinite(t).all() for t in floats]).all().item():
             bad = next(k for k, t in checkpoint["state_dict"].items()
                        if t.is_floating_point() and not torch.isfinite(t).all())  # fmt: skip
-            self.check()  # the loss went bad first: report its step
             raise Diverged(trainer.global_step, f"the weights are not finite ({bad})")
 
 
@@ -151,14 +165,16 @@ class LastCheckpoint(Checkpoint):
     A scheduler pre-empts a job with SIGTERM; Lightning's handler lets the current batch finish
     and raises SIGTERMException, and the checkpoint saved then resumes at the very next batch.
 
-    Only batch ends inside an epoch are resume points. At an epoch's last batch, validation and
-    the epoch-end hooks are still to come and Lightning, resuming from there, skips them; at the
-    epoch end itself Lightning resumes with its samplers one epoch ahead (another data order).
-    Both were measured (tests/test_resume.py kills runs at these points). So a SIGTERM there, or
-    during validation, or between the micro-batches of an accumulated step, saves nothing new:
-    the run resumes from its previous checkpoint and replays the steps since, which
-    harness.metrics_log keeps from being logged twice. A Checkpoint subclass, so that Lightning
-    calls it after the callbacks whose state it saves."""
+    Only batch ends inside an epoch with no validation due after them are resume points. At an
+    epoch's last batch, validation and the epoch-end hooks are still to come and Lightning,
+    resuming from there, skips them; at the epoch end itself Lightning resumes with its samplers
+    one epoch ahead (another data order); before a mid-epoch validation (val_check_interval),
+    Lightning resumes as if that validation had run. The first two were measured
+    (tests/test_resume.py kills runs at these points). So a SIGTERM there, or during validation,
+    or between the micro-batches of an accumulated step, saves nothing new: the run resumes from
+    its previous checkpoint and replays the steps since, which harness.metrics_log keeps from
+    being logged twice. A save due by steps waits for the next resume point. A Checkpoint
+    subclass, so that Lightning calls it after the callbacks whose state it saves."""
 
     def __init__(self, path: str | Path, every_n_steps: int | None = None) -> None:
         self.path, self.every_n_steps = str(path), every_n_steps
@@ -172,14 +188,22 @@ class LastCheckpoint(Checkpoint):
         self.saved_step = trainer.global_step  # a resumed run does not save its starting point
 
     @staticmethod
-    def _epoch_end_pending(trainer: L.Trainer) -> bool:
-        """The batch that just ended closes the epoch, or the run (ValidateAtLastStep)."""
-        return trainer.fit_loop.epoch_loop.batch_progress.is_last_batch or trainer.should_stop
+    def _resume_point(trainer: L.Trainer) -> bool:
+        """Whether the run could resume from the batch that just ended. Not if it closes the epoch
+        or the run (ValidateAtLastStep), not if a validation is due right after it (Lightning,
+        restarting there, takes that validation as done), not between the micro-batches of an
+        accumulated step. The private calls are Lightning's own tests for these."""
+        loop = trainer.fit_loop.epoch_loop
+        if loop.batch_progress.is_last_batch or trainer.should_stop:
+            return False
+        if trainer.accumulate_grad_batches > 1 and loop._should_accumulate():
+            return False
+        return not loop._should_check_val_fx(trainer.fit_loop._data_fetcher)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        step, n = trainer.global_step, self.every_n_steps
-        # The first batch end after step n (the batch that made it, when accumulating).
-        if n and step % n == 0 and step != self.saved_step and not self._epoch_end_pending(trainer):
+        n = self.every_n_steps
+        # Due once n steps have passed since the last save; taken at the first resume point then.
+        if n and trainer.global_step - (self.saved_step or 0) >= n and self._resume_point(trainer):
             self.save(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -189,15 +213,10 @@ class LastCheckpoint(Checkpoint):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        # _should_accumulate: Lightning's own test for "the last batch did not step".
-        mid_step = (
-            trainer.accumulate_grad_batches > 1 and trainer.fit_loop.epoch_loop._should_accumulate()
-        )
         if (
             isinstance(exception, SIGTERMException)
             and trainer.training
-            and not mid_step
-            and not self._epoch_end_pending(trainer)
+            and self._resume_point(trainer)
         ):
             self.save(trainer)
 

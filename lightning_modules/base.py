@@ -105,12 +105,22 @@ class TrainingModule(L.LightningModule):
             },
         }
 
+    def log_train_loss(self, loss: torch.Tensor, batch_size: int) -> None:
+        """train/loss on the steps the loggers write. Not prog_bar=True: Lightning would turn it
+        into a Python number every step, a host-device sync on a GPU (harness.callbacks.ProgressBar
+        shows it at the logging interval instead). Under DDP this is rank zero's loss on its part
+        of the batch; epoch metrics are reduced over ranks."""
+        if self.logs_this_step():
+            self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=batch_size)
+
     def logs_this_step(self) -> bool:
         """Whether the loggers get this optimizer step's metrics: every trainer.log_every_n_steps
         steps, and the last step of a run sized by max_steps (Lightning's own rule). Values logged
         on other steps are never read, yet each self.log call costs Lightning a walk over its
         bookkeeping (about as much as a whole small training step), so they are not logged."""
-        trainer = self.trainer
+        trainer = self._trainer
+        if trainer is None:  # called outside a Trainer (self.log then warns and does nothing)
+            return True
         step = trainer.global_step + 1  # the step under way, counted from 1
         every = trainer.log_every_n_steps
         return (every > 0 and step % every == 0) or step == trainer.max_steps

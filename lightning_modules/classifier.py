@@ -70,11 +70,7 @@ class Classifier(TrainingModule):
         logits = self(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         self.train_acc.update(logits, y)  # logged at the end of the epoch
-        # Not prog_bar=True: Lightning would turn it into a Python number every step, a host-device
-        # sync on a GPU (harness.callbacks.ProgressBar shows it at the logging interval instead).
-        # Under DDP this is rank zero's loss on its part of the batch; epoch metrics are reduced.
-        if self.logs_this_step():
-            self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(y))
+        self.log_train_loss(loss, len(y))
         return loss
 
     def on_train_epoch_end(self) -> None:

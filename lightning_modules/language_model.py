@@ -79,7 +79,9 @@ class LanguageModel(TrainingModule):
         self.vocab = list(vocab)
         self.block_size, self.char_level = block_size, char_level
         self.samples, self.sample_length, self.temperature = samples, sample_length, temperature
-        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        # "disable": the NaN check would read every batch's value on the host; a NaN stays visible.
+        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.test_loss = MeanMetric(nan_strategy="disable")
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.net(tokens)  # (B, T, vocab) logits
@@ -91,7 +93,7 @@ class LanguageModel(TrainingModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss, n = self._loss(batch)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
+        self.log_train_loss(loss, n)
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:

@@ -49,7 +49,7 @@ class MaskedLM(TrainingModule):
         self.vocab_size, self.mask_index, self.mask_prob = vocab_size, mask_index, mask_prob
         self.metrics = nn.ModuleDict(
             {
-                f"{split}_{name}": MeanMetric()
+                f"{split}_{name}": MeanMetric(nan_strategy="disable")  # no host read per batch
                 for split in ("val", "test")
                 for name in ("loss", "acc")
             }
@@ -79,9 +79,7 @@ class MaskedLM(TrainingModule):
         # Mean over the chosen positions (sum / count: no NaN when a tiny batch has none).
         total = F.cross_entropy(logits, targets.flatten(), ignore_index=IGNORE, reduction="sum")
         loss = total / (targets != IGNORE).sum().clamp(min=1)
-        self.log(
-            "train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(tokens)
-        )
+        self.log_train_loss(loss, len(tokens))
         return loss
 
     def _evaluate(self, batch: Any, batch_idx: int, split: str) -> None:
@@ -89,11 +87,15 @@ class MaskedLM(TrainingModule):
         g = torch.Generator(device=tokens.device).manual_seed(derive_seed(batch_idx))
         inputs, targets = self.corrupt(tokens, g)
         logits = self(inputs)  # (B, T, vocab)
-        chosen = targets != IGNORE
-        self.metrics[f"{split}_loss"].update(
-            F.cross_entropy(logits[chosen], targets[chosen], reduction="none")
-        )
-        self.metrics[f"{split}_acc"].update((logits[chosen].argmax(-1) == targets[chosen]).float())
+        # Means over the chosen positions as weights (0 elsewhere): no boolean indexing, whose
+        # data-dependent shape would make the host wait for the device every batch.
+        chosen = (targets != IGNORE).float()  # (B, T)
+        losses = F.cross_entropy(
+            logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="none"
+        ).view_as(chosen)
+        self.metrics[f"{split}_loss"].update(losses, weight=chosen)
+        hits = (logits.argmax(-1) == targets).float()
+        self.metrics[f"{split}_acc"].update(hits, weight=chosen)
 
     def _log_split(self, split: str) -> None:
         for name, key in (("loss", "loss"), ("acc", "masked_acc")):

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_modules.base import OptimizerFactory, SchedulerFactory, TrainingModule
@@ -52,6 +53,9 @@ class RotationPrediction(TrainingModule):
         self.train_acc = MulticlassAccuracy(ROTATIONS, average="micro")
         self.val_acc = MulticlassAccuracy(ROTATIONS, average="micro")
         self.test_acc = MulticlassAccuracy(ROTATIONS, average="micro")
+        self.eval_loss = nn.ModuleDict(
+            {split: MeanMetric(nan_strategy="disable") for split in ("val", "test")}
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # (B, 4) rotation logits
@@ -59,14 +63,17 @@ class RotationPrediction(TrainingModule):
     def _step(self, batch: Any, split: str, acc: MulticlassAccuracy) -> torch.Tensor:
         x, y = rotate_batch(batch[0])  # the data's own labels (batch[1]) are ignored
         logits = self(x)
-        loss = F.cross_entropy(logits, y)
-        acc(logits, y)
-        train = split == "train"
-        self.log(f"{split}/loss", loss, on_step=train, on_epoch=not train, prog_bar=train,
-                 batch_size=len(y))  # fmt: skip
+        losses = F.cross_entropy(logits, y, reduction="none")  # (4B,)
+        acc.update(logits, y)
+        if split == "train":
+            self.log_train_loss(losses.mean(), len(y))
+        else:  # the exact mean over the split and over DDP ranks, as the classifier's
+            loss = self.eval_loss[split]
+            loss.update(losses)
+            self.log(f"{split}/loss", loss, on_step=False, on_epoch=True)
         self.log(f"{split}/rot_acc", acc, on_step=False, on_epoch=True, prog_bar=split == "val",
                  batch_size=len(y))  # fmt: skip
-        return loss
+        return losses.mean()
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train", self.train_acc)

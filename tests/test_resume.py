@@ -175,3 +175,27 @@ def test_ctrl_c_is_interrupted_and_resumes_from_the_last_checkpoint(
     assert saved["global_step"] == 10  # Ctrl-C saves nothing: the periodic checkpoint remains
     results = train(config, tmp_path)
     assert_same_run(tmp_path, reference, results)
+
+
+def test_step_checkpoints_wait_for_a_resume_point(tmp_path: Path, monkeypatch) -> None:
+    """20 batches an epoch, a validation every 10, last.ckpt due every 20 steps: each due save
+    lands on an epoch end or just before a validation, where resuming would skip work, so it is
+    taken at the next batch end that is a resume point instead (never dropped)."""
+    from harness.callbacks import LastCheckpoint
+
+    saves: list[int] = []
+    save = LastCheckpoint.save
+
+    def recording(self: LastCheckpoint, trainer) -> None:
+        saves.append(trainer.global_step)
+        save(self, trainer)
+
+    monkeypatch.setattr(LastCheckpoint, "save", recording)
+    overrides = [
+        a for a in ARGS if not a.startswith(("checkpoint_every_n_steps", "trainer.max_steps"))
+    ]
+    train(compose([*overrides, NO_WANDB, "checkpoint_every_n_steps=20", "trainer.max_steps=45",
+                   "trainer.val_check_interval=10"]), tmp_path)  # fmt: skip
+    by_steps, final = saves[:-1], saves[-1]
+    assert final == 45
+    assert by_steps == [21, 41]  # due at 20 and 40 (epoch ends), taken one batch later
