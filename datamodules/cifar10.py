@@ -4,13 +4,13 @@ the python-pickle batches data_batch_1..5 and test_batch (10,000 images each, ro
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 from torchvision.datasets import CIFAR10
+from torchvision.datasets.utils import calculate_md5
 
 from datamodules.downloads import download_lock
 from datamodules.errors import DatasetError
@@ -19,14 +19,6 @@ from datamodules.image import ImageDataModule, Splits, split_off
 FOLDER = "cifar-10-batches-py"
 # (file name, md5) of the published files, as torchvision lists them.
 FILES = [(name, md5) for name, md5 in CIFAR10.train_list + CIFAR10.test_list]
-
-
-def md5sum(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +96,7 @@ class CIFAR10DataModule(ImageDataModule):
             )
         if self.verify:
             for name, md5 in FILES:
-                if md5sum(folder / name) != md5:
+                if calculate_md5(str(folder / name)) != md5:
                     raise DatasetError(
                         f"{folder / name} is corrupt (md5 differs from the published file): "
                         "delete it and run again to download it afresh."

@@ -15,7 +15,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.augment import normalize, random_crop, random_flip
-from datamodules.tensor_loader import Batch, SplitLoaders, TensorLoader, trainer_loader
+from datamodules.tensor_loader import (
+    Batch,
+    SplitLoaders,
+    TensorLoader,
+    shuffles,
+    trainer_loader,
+)
 
 # split name -> (images uint8 (N, C, H, W), labels int64 (N,))
 Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
@@ -169,9 +175,7 @@ class ImageDataModule(SplitLoaders, L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> TensorLoader | DataLoader:
         if self.loader == "dataloader":
-            # Lightning's overfit_batches means "the same few batches every epoch": no shuffling.
-            overfit = bool(self.trainer and self.trainer.overfit_batches)
-            return self._dataloader(split, train, shuffle=train and not overfit)
+            return self._dataloader(split, train, shuffle=shuffles(self.trainer, train))
         transform = self.train_transform if train else self.eval_transform
         return trainer_loader(
             self.trainer, self._split(split), self.batch_size, train=train, seed=self.seed,

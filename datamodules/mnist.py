@@ -10,8 +10,8 @@ import struct
 from pathlib import Path
 
 from torchvision.datasets import MNIST, FashionMNIST
+from torchvision.datasets.utils import calculate_md5
 
-from datamodules.cifar10 import md5sum
 from datamodules.downloads import download_lock
 from datamodules.errors import DatasetError
 from datamodules.image import ImageDataModule, Splits, split_off
@@ -95,7 +95,7 @@ class MNISTDataModule(ImageDataModule):
         if not all((raw / f).is_file() for f in IDX_FILES):
             return  # reported as "not found" below
         for archive, md5 in self.dataset_class.resources if self.verify else []:
-            if (raw / archive).is_file() and md5sum(raw / archive) != md5:
+            if (raw / archive).is_file() and calculate_md5(str(raw / archive)) != md5:
                 raise DatasetError(
                     f"{raw / archive} is corrupt (md5 differs from the published file): delete "
                     "it and its extracted file and run again to download them afresh."

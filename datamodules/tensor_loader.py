@@ -131,6 +131,12 @@ class TensorLoader:
         self._resume_at = (state["epoch"], state["next_batch"])
 
 
+def shuffles(trainer: Any, train: bool) -> bool:
+    """Training batches are shuffled, except under Lightning's overfit_batches, which means "the
+    same few batches every epoch"."""
+    return train and not (trainer and trainer.overfit_batches)
+
+
 def trainer_loader(
     trainer: Any,
     tensors: Sequence[torch.Tensor],
@@ -143,11 +149,10 @@ def trainer_loader(
     """A TensorLoader on `trainer`'s device and shard of the data (no trainer: CPU, one process).
     Training batches are shuffled and the last partial one dropped (a batch of one would break
     BatchNorm), except under overfit_batches, which means the same few batches every epoch."""
-    overfit = bool(trainer and trainer.overfit_batches)
     return TensorLoader(
         tensors,
         batch_size,
-        shuffle=train and not overfit,
+        shuffle=shuffles(trainer, train),
         drop_last=train,
         seed=seed,
         transform=transform,

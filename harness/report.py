@@ -10,7 +10,6 @@ sweep report can put several runs' sections on one page (`run_section`, `page`).
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -22,27 +21,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.sweep import history as metrics_history
+
 Series = dict[str, list[tuple[int, float]]]  # metric name -> [(step, value)], in file order
 REPORT_FILE = "report.html"
 SPLITS = ("train", "val")  # test metrics are single numbers: the table has them
 
 
-def read_metrics(path: Path) -> Series:
-    """Every numeric column of a Lightning metrics.csv as (step, value) points."""
-    series: Series = defaultdict(list)
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            step = int(float(row.get("step") or 0))
-            for name, value in row.items():
-                if name in ("step", "epoch") or value in (None, ""):
-                    continue
-                try:
-                    number = float(value)
-                except ValueError:
-                    continue
-                if math.isfinite(number):
-                    series[name].append((step, number))
-    return dict(series)
+def read_series(run_dir: Path) -> Series:
+    """Every numeric column of the run's metrics.csv as (step, value) points, NaN/inf left out."""
+    rows = metrics_history.read_history(run_dir)
+    names = {n for row in rows for n in row} - {"step", "epoch"}
+    return {
+        n: [(x, v) for x, v in metrics_history.series(rows, n) if math.isfinite(v)]
+        for n in sorted(names)
+    }
 
 
 def panel_of(name: str) -> str | None:
@@ -204,10 +197,10 @@ def write_report(run_dir: str | Path) -> Path:
             f"{run_dir} is not a run directory (no results.json, no metrics.csv)"
         )
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}
-    series = read_metrics(metrics_file) if metrics_file.is_file() else {}
+    points = read_series(run_dir)
     pictures = latest_pictures(run_dir / "pictures")
     out = run_dir / REPORT_FILE
-    out.write_text(page(f"Run {run_dir}", [run_section(str(run_dir), results, series, pictures)]))
+    out.write_text(page(f"Run {run_dir}", [run_section(str(run_dir), results, points, pictures)]))
     return out
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.metrics_log import logged_rows
+from harness.metrics_log import logged_rows, read_metrics
 from harness.run import train
 from tests.conftest import ROOT, compose
 from tests.wandb_files import history_rows
@@ -56,11 +56,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
 def computed(path: Path) -> list[dict[str, str]]:
     """metrics.csv's rows without the perf/ columns (wall-clock speed and memory, which no two
     runs share): every other value is a function of the seed and must repeat exactly."""
-    import csv
-
-    with open(path) as f:
-        return [{k: v for k, v in row.items() if not k.startswith("perf/")}
-                for row in csv.DictReader(f)]  # fmt: skip
+    _, rows = read_metrics(path)
+    return [{k: v for k, v in row.items() if not k.startswith("perf/")} for row in rows]
 
 
 def kill_arg(sig: str, step: int, run_dir: Path, hook: str = "train_batch_end") -> str:
