@@ -12,7 +12,7 @@ import torch
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import calculate_md5
 
-from datamodules.downloads import download_lock
+from datamodules.downloads import download_lock, reason
 from datamodules.errors import DatasetError
 from datamodules.image import ImageDataModule, Splits, split_off
 
@@ -83,7 +83,11 @@ class CIFAR10DataModule(ImageDataModule):
             try:
                 CIFAR10(str(self.root), train=True, download=True)  # fetches and checks the archive
             except Exception as e:
-                raise DatasetError(f"could not download CIFAR-10 into {self.root}: {e}") from e
+                raise DatasetError(
+                    f"could not download CIFAR-10 into {self.root}: {reason(e)}. Put the published "
+                    f"{FOLDER}/ there (or set data.root / DATA_DIR to where it is); "
+                    "no download needed: data=digits"
+                ) from e
 
     def load_splits(self) -> Splits:
         folder = self.root / FOLDER

@@ -23,6 +23,13 @@ class RemoteFile:
     md5: str
 
 
+def reason(error: BaseException) -> str:
+    """One line for why a download failed: the last line of the error (torchvision's tell every
+    mirror tried, one per line, the cause last)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip(" .")]
+    return lines[-1] if lines else type(error).__name__
+
+
 def download_lock(root: Path) -> FileLock:
     """Hold this while checking for and downloading files under root; the others wait, then find
     the files present."""
@@ -45,7 +52,7 @@ def _fetch(folder: Path, files: Sequence[RemoteFile], dataset: str) -> None:
         except Exception as e:  # no network, HTTP errors, a checksum mismatch
             (folder / f.name).unlink(missing_ok=True)  # never leave a file the next run would trust
             raise DatasetError(
-                f"could not download {dataset} from {f.url} into {folder}: {e}"
+                f"could not download {dataset} from {f.url} into {folder}: {reason(e)}"
             ) from e
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from torchvision.datasets import MNIST, FashionMNIST
 from torchvision.datasets.utils import calculate_md5
 
-from datamodules.downloads import download_lock
+from datamodules.downloads import download_lock, reason
 from datamodules.errors import DatasetError
 from datamodules.image import ImageDataModule, Splits, split_off
 
@@ -85,7 +85,9 @@ class MNISTDataModule(ImageDataModule):
                     self.dataset_class(str(self.root), train=train, download=True)
         except Exception as e:
             raise DatasetError(
-                f"could not download {self.dataset_class.__name__} into {self.root}: {e}"
+                f"could not download {self.dataset_class.__name__} into {self.root}: {reason(e)}. Put its "
+                f"idx files in {self.raw_folder} (or set data.root / DATA_DIR to the folder "
+                "holding them); no download needed: data=digits"
             ) from e
 
     def check_files(self) -> None:

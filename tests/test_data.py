@@ -134,3 +134,14 @@ def test_digits_pixels_span_uint8() -> None:
     x = dm.splits["train"][0]
     assert x.dtype == torch.uint8 and int(x.max()) == 255 and int(x.min()) == 0
     assert np.isclose(x.float().div(255).mean().item(), DigitsDataModule.mean[0], atol=0.01)
+
+
+def test_a_failed_download_is_reported_in_one_line() -> None:
+    from datamodules.downloads import reason
+
+    # torchvision's MNIST error: one line per mirror tried, the cause last, then a lone "."
+    error = RuntimeError(
+        "Error downloading x.gz:\nTried https://a/, got:\n<urlopen error timed out>\n."
+    )
+    assert reason(error) == "<urlopen error timed out>"
+    assert reason(OSError()) == "OSError"
