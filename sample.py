@@ -16,7 +16,7 @@ def load_language_model(path: str | Path):
     import torch
     from omegaconf import OmegaConf
 
-    from harness.build import build_datamodule, build_net, target_class
+    from harness.run.build import build_datamodule, build_net, target_class
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     cfg = OmegaConf.create(ckpt["config"])

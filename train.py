@@ -9,12 +9,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from harness.cli import precheck
+from harness.config.compose import precheck
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from harness.run import run_from_hydra
+    from harness.run.recipe import run_from_hydra
 
     run_from_hydra(cfg)
 

@@ -47,7 +47,7 @@ def plain_loop(cfg) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from harness.build import (
+    from harness.run.build import (
         build_datamodule,
         build_net,
         build_optimizer_factory,
@@ -98,7 +98,7 @@ def plain_loop(cfg) -> dict:
 
 
 def harness_run(cfg) -> dict:
-    from harness.run import train
+    from harness.run.recipe import train
 
     clocks = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as run_dir:

@@ -33,7 +33,7 @@ def rotate_batch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class RotationPrediction(TrainingModule):
-    input_kind: ClassVar[str] = "image"  # rotates its inputs: images only (harness.checks)
+    input_kind: ClassVar[str] = "image"  # rotates its inputs: images only (harness.config.checks)
 
     def __init__(
         self,

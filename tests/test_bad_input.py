@@ -19,10 +19,10 @@ import torch
 from datamodules.errors import DatasetError
 from datamodules.mnist import MNISTDataModule
 from datamodules.tensor_loader import TensorLoader
-from harness.cli import check_overrides
+from harness.config.compose import check_overrides
 from harness.errors import ConfigError
-from harness.resume import check_fits, resume_point
-from harness.run import train
+from harness.run.recipe import train
+from harness.run.resume import check_fits, resume_point
 from tests.conftest import FAST, ROOT, compose
 
 
@@ -180,7 +180,9 @@ def test_ckpt_path_that_does_not_exist(tmp_path: Path) -> None:
 
 
 def test_unwritable_run_directory_fails_before_anything_runs(tmp_path: Path) -> None:
-    from harness.cli import check_run_dir  # what train.py's pre-check calls before Hydra starts
+    from harness.config.compose import (
+        check_run_dir,  # what train.py's pre-check calls before Hydra starts
+    )
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -193,7 +195,7 @@ def test_read_only_run_directory(tmp_path: Path) -> None:
     parent = tmp_path / "ro"
     parent.mkdir(mode=0o500)
     with pytest.raises(ConfigError, match="cannot write the run directory"):
-        from harness.cli import check_run_dir
+        from harness.config.compose import check_run_dir
 
         check_run_dir(parent / "run", compose(["data=digits"]))
 
@@ -245,8 +247,8 @@ def test_loader_restored_at_an_epoch_end_starts_the_next_epoch_at_its_first_batc
 
 
 def test_another_config_may_not_rewrite_logged_history(tmp_path: Path) -> None:
-    from harness.metrics_log import logged_rows
-    from harness.resume import check_history
+    from harness.run.resume import check_history
+    from harness.rundir.metrics import logged_rows
 
     old = {"optim": {"_target_": "torch.optim.AdamW", "lr": 0.001}}
     new = {"optim": {"_target_": "torch.optim.AdamW", "lr": 0.01}}

@@ -9,7 +9,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from harness.checks import check_config
+from harness.config.checks import check_config
 from tests.conftest import ROOT, compose
 
 GROUPS = sorted(
@@ -70,7 +70,7 @@ def test_option_composes_and_passes_checks(group: str, option: str) -> None:
 def test_optimizers_are_partials_of_real_torch_classes() -> None:
     import torch
 
-    from harness.build import build_optimizer_factory
+    from harness.run.build import build_optimizer_factory
 
     for path in sorted((ROOT / "conf" / "optim").glob("*.yaml")):
         cfg = compose([f"optim={path.stem}"])

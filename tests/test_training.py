@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.results import read_results
-from harness.run import train
+from harness.run.recipe import train
+from harness.rundir.results import read_results
 from tests.conftest import FAST, compose, fixture_overrides
 
 DATA = ["cifar10", "mnist", "fashion_mnist", "digits"]

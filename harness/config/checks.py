@@ -15,14 +15,14 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from harness.build import (
+from harness.errors import ConfigError
+from harness.run.build import (
     build_callback,
     build_datamodule,
     build_optimizer_factory,
     build_scheduler_factory,
     target_class,
 )
-from harness.errors import ConfigError
 
 
 def _is_number(v: Any) -> bool:
@@ -170,7 +170,7 @@ def _choice(cfg: DictConfig, group: str) -> str:
 def _options(group: str, fits: Callable[[DictConfig], bool]) -> list[str]:
     """The options of a config group (conf/<group>/*.yaml) for which fits(option's config)."""
     names = []
-    for path in sorted((Path(__file__).parent.parent / "conf" / group).glob("*.yaml")):
+    for path in sorted((Path(__file__).resolve().parents[2] / "conf" / group).glob("*.yaml")):
         with contextlib.suppress(Exception):  # an option that does not load fits nothing
             if fits(OmegaConf.load(path)):
                 names.append(path.stem)

@@ -10,7 +10,7 @@ import difflib
 import sys
 from pathlib import Path
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Hydra flags that do their own thing (help, printing the config, multirun...): no pre-check.
 HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-m", "--multirun",
                "-p", "--package", "--shell-completion", "-sc", "--resolve", "--version", "--config-path",
@@ -102,7 +102,7 @@ def check_overrides(overrides: list[str]):
     from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
-    from harness.checks import check_config
+    from harness.config.checks import check_config
     from harness.errors import ConfigError
 
     try:
@@ -149,8 +149,8 @@ def check_run_dir(run_dir: Path, cfg) -> None:
     from omegaconf import OmegaConf
 
     from harness.errors import ConfigError
-    from harness.resume import resume_point
-    from harness.secrets import redact
+    from harness.run.resume import resume_point
+    from harness.rundir.secrets import redact
 
     existing = run_dir
     while not existing.exists() and existing != existing.parent:

@@ -1,2 +1,2 @@
-"""The report on a sweep: read its runs (local directories or W&B's API) into plain records,
-rank settings, and write Markdown + HTML with PNG plots."""
+"""Reports: the one-run HTML page (run_page; `python -m harness.report RUN_DIR`) and the report on
+a sweep (records from local directories or W&B's API, analysis, plots, sweep_page)."""

@@ -17,8 +17,8 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
+from harness.report.records import RunRecord, SweepData
 from harness.sweep.history import finite, series
-from harness.sweep.report.records import RunRecord, SweepData
 
 REL_TOLERANCE = 0.02  # default target: within 2% of the best setting's mean final value
 

@@ -11,9 +11,9 @@ from typing import Any
 import yaml
 
 from harness.errors import ConfigError
+from harness.report.records import RunRecord, SweepData, settle, task_name
 from harness.sweep.history import read_history
 from harness.sweep.ledger import Ledger
-from harness.sweep.report.records import RunRecord, SweepData, settle, task_name
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.sweep.report.records import RunRecord, SweepData, settle, task_name
+from harness.report.records import RunRecord, SweepData, settle, task_name
 
 # W&B run states -> ours, when the run's summary has no status (a run that died early).
 STATES = {"finished": "finished", "running": "running", "crashed": "failed", "failed": "failed",

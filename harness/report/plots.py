@@ -10,8 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from harness.report.analysis import Setting, mean_std
 from harness.sweep.history import finite, series
-from harness.sweep.report.analysis import Setting, mean_std
 
 
 def _colors(names: list[str]) -> dict[str, str]:

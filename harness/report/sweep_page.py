@@ -9,8 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.sweep.report import analysis, plots
-from harness.sweep.report.records import SweepData
+from harness.report import analysis, plots
+from harness.report.records import SweepData
 
 Block = tuple[str, object]  # ("h2", text) | ("p", text) | ("table", rows) | ("img", filename)
 

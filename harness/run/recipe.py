@@ -19,9 +19,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from datamodules.errors import DatasetError
-from harness import wandb_logger
-from harness.build import build_callbacks, build_datamodule, build_module, build_net, speed_up
-from harness.callbacks import (
+from harness.config.checks import check_config, explained
+from harness.errors import ConfigError, DataUnavailableError, Diverged
+from harness.run.build import build_callbacks, build_datamodule, build_module, build_net, speed_up
+from harness.run.callbacks import (
     ConfigInCheckpoint,
     LastCheckpoint,
     MetricStates,
@@ -30,16 +31,15 @@ from harness.callbacks import (
     StopOnNonFiniteLoss,
     ValidateAtLastStep,
 )
-from harness.checkpoint_io import AtomicCheckpointIO
-from harness.checks import check_config, explained
-from harness.errors import ConfigError, DataUnavailableError, Diverged
-from harness.metrics_log import METRICS_FILE, Replayed, RunCSVLogger, logged_rows
-from harness.results import EXIT_STATUS, RESULTS_FILE, BestMetrics, metrics_of, write_results
-from harness.resume import LAST, check_fits, check_history, resume_point
-from harness.secrets import redact, redact_files
+from harness.run.checkpoint_io import AtomicCheckpointIO
+from harness.run.resume import LAST, check_fits, check_history, resume_point
+from harness.rundir.metrics import METRICS_FILE, Replayed, RunCSVLogger, logged_rows
+from harness.rundir.results import EXIT_STATUS, RESULTS_FILE, BestMetrics, metrics_of, write_results
+from harness.rundir.secrets import redact, redact_files
+from harness.tracking import wandb as wandb_logger
 
 log = logging.getLogger(__name__)
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def git_state() -> dict[str, Any]:
@@ -260,10 +260,10 @@ def _choices() -> dict[str, Any]:
 
 def run_from_hydra(cfg: DictConfig) -> None:
     """The body of train.py's @hydra.main: run, turn expected failures into one clear line, and
-    exit with the status sweep runners read (harness.results.EXIT_STATUS; 2 for bad input)."""
+    exit with the status sweep runners read (harness.rundir.results.EXIT_STATUS; 2 for bad input)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from harness.cli import fail
+    from harness.config.compose import fail
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)

@@ -82,8 +82,8 @@ def _run(args: argparse.Namespace) -> int:
     for line in summary.failures:
         print(f"  failed: {line}", file=sys.stderr)
     if not args.no_report:
-        from harness.sweep.report.build import write_report
-        from harness.sweep.report.local import read_local
+        from harness.report.local import read_local
+        from harness.report.sweep_page import write_report
 
         path = write_report(read_local(args.out), args.out / "report")
         print(f"report: {path}")
@@ -91,17 +91,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.sweep.report.build import parse_targets, write_report
-    from harness.sweep.report.records import merge
+    from harness.report.records import merge
+    from harness.report.sweep_page import parse_targets, write_report
 
     sweeps = []
     for source in args.sources:
         if Path(source).is_dir():
-            from harness.sweep.report.local import read_local
+            from harness.report.local import read_local
 
             sweeps.append(read_local(Path(source)))
         else:
-            from harness.sweep.report.online import read_wandb
+            from harness.report.online import read_wandb
 
             sweeps.append(read_wandb(source))
     out = args.out
@@ -117,9 +117,9 @@ def _report(args: argparse.Namespace) -> int:
 def _rerun(args: argparse.Namespace) -> int:
     import json
 
-    from harness.sweep.report.build import write_report
-    from harness.sweep.report.local import read_local
-    from harness.sweep.report.records import merge
+    from harness.report.local import read_local
+    from harness.report.records import merge
+    from harness.report.sweep_page import write_report
     from harness.sweep.rerun import best_sweep_files
     from harness.sweep.runner import Runner
     from harness.sweep.spec import load_spec

@@ -1,5 +1,5 @@
 """Every run of a sweep is checked the way train.py checks its command line
-(harness.cli.check_overrides) before any run starts: a bad parameter is one error naming the run,
+(harness.config.compose.check_overrides) before any run starts: a bad parameter is one error naming the run,
 not a sweep of crashes."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 
-from harness.checks import quiet
-from harness.cli import CONF_DIR, _split, check_overrides, check_types
+from harness.config.checks import quiet
+from harness.config.compose import CONF_DIR, _split, check_overrides, check_types
 from harness.errors import ConfigError
 
 
@@ -26,7 +26,7 @@ def check_runs(runs: Iterable[list[str]]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf, open_dict
 
-    from harness.checks import check_config
+    from harness.config.checks import check_config
 
     parser = OverridesParser.create()
     bases: dict[tuple[str, ...], object] = {}  # composed config of each set of group choices

@@ -24,10 +24,10 @@ from urllib.parse import urlsplit
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from harness.cli import CONF_DIR
+from harness.config.compose import CONF_DIR
 from harness.errors import ConfigError
-from harness.metrics_log import Replayed
-from harness.secrets import redact
+from harness.rundir.metrics import Replayed
+from harness.rundir.secrets import redact
 
 log = logging.getLogger(__name__)
 MODES = ("online", "offline", "disabled")
@@ -78,7 +78,7 @@ def run_id(checkpoint_dir: Path, resuming: bool) -> str:
 
 
 class RunWandbLogger(WandbLogger):
-    """Lightning's WandbLogger, skipping the rows a resumed run replays (see harness.metrics_log)."""
+    """Lightning's WandbLogger, skipping the rows a resumed run replays (see harness.rundir.metrics)."""
 
     def __init__(self, *args: Any, replayed: Replayed | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
