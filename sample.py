@@ -16,12 +16,13 @@ def load_language_model(path: str | Path):
     import torch
     from omegaconf import OmegaConf
 
+    from harness.protocol import DataTraits, traits
     from harness.run.build import build_datamodule, build_net, target_class
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     cfg = OmegaConf.create(ckpt["config"])
     data_cls = target_class(cfg.data)
-    if getattr(data_cls, "target_kind", None) != "tokens":
+    if traits(data_cls, DataTraits).target_kind != "tokens":
         sys.exit(f"error: {path} is not a language model (data={cfg.data._target_})")
     datamodule = build_datamodule(cfg)
     datamodule.load_state_dict(ckpt[data_cls.__qualname__])  # the vocabulary

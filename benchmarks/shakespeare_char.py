@@ -47,13 +47,9 @@ def plain_loop(cfg) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from harness.run.build import (
-        build_datamodule,
-        build_net,
-        build_optimizer_factory,
-        build_scheduler_factory,
-    )
-    from lightning_modules.base import param_groups
+    from harness.run.build import build_datamodule, build_net
+    from optim.factory import build_optimizer_factory, build_scheduler_factory
+    from optim.groups import param_groups
 
     clocks = time.perf_counter(), time.process_time()
     L.seed_everything(cfg.seed, verbose=False)  # the harness's order: seed, data, then the model

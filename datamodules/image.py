@@ -22,19 +22,19 @@ from datamodules.tensor_loader import (
     shuffles,
     trainer_loader,
 )
+from harness.numbers import is_int, is_number
 
 # split name -> (images uint8 (N, C, H, W), labels int64 (N,))
 Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
 def check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def check_fraction(name: str, value: object, *, allow_zero: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not (0 <= value < 1) or (value == 0 and not allow_zero):
+    if not is_number(value) or not (0 <= value < 1) or (value == 0 and not allow_zero):
         allowed = "[0, 1)" if allow_zero else "(0, 1)"
         raise ValueError(f"{name} must be a number in {allowed}, got {value!r}")
 
@@ -118,8 +118,7 @@ class ImageDataModule(SplitLoaders, L.LightningDataModule):
     ) -> None:
         super().__init__()
         check_positive_int("data.batch_size", batch_size)
-        ok = isinstance(label_fraction, (int, float)) and not isinstance(label_fraction, bool)
-        if not ok or not 0 < label_fraction <= 1:
+        if not is_number(label_fraction) or not 0 < label_fraction <= 1:
             raise ValueError(
                 f"data.label_fraction must be a number in (0, 1], got {label_fraction!r}"
             )
@@ -127,7 +126,7 @@ class ImageDataModule(SplitLoaders, L.LightningDataModule):
             raise ValueError(
                 f"data.loader must be one of {', '.join(self.LOADERS)}, got {loader!r}"
             )
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        if not is_int(num_workers) or num_workers < 0:
             raise ValueError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
         self.batch_size = batch_size
         self.augment = augment

@@ -15,6 +15,7 @@ from torchvision.datasets.utils import calculate_md5
 from datamodules.downloads import download_lock, reason
 from datamodules.errors import DatasetError
 from datamodules.image import ImageDataModule, Splits, split_off
+from harness.numbers import is_int
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # fmt: skip
@@ -67,7 +68,7 @@ class MNISTDataModule(ImageDataModule):
             num_workers=num_workers,
         )
         self.verify = verify  # md5 of the downloaded .gz archives, where present
-        if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 1:
+        if not is_int(val_size) or val_size < 1:
             raise ValueError(f"data.val_size must be a positive integer, got {val_size!r}")
         self.root = Path(root)
         self.download, self.val_size, self.split_seed = download, val_size, split_seed

@@ -23,13 +23,15 @@ from torch import nn
 from diagnostics import figures
 from diagnostics.attribution import input_gradients, integrated_gradients, token_attributions
 from diagnostics.publish import publish_figure, publish_table
+from harness.numbers import is_int
+from harness.protocol import DataTraits, data_dims, normalisation, traits, vocabulary
 from lightning_modules.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
 
 def _check_count(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
@@ -55,7 +57,7 @@ def first_examples(loader: Any, count: int, pad: int = 0) -> tuple[Any, torch.Te
 def display_images(x: torch.Tensor, datamodule: Any) -> np.ndarray:
     """Model inputs (N, C, H, W) -> (N, H, W, C) in [0, 1]: undo the datamodule's normalisation
     when it says what it was (class attributes mean, std), else stretch each image."""
-    mean, std = getattr(datamodule, "mean", None), getattr(datamodule, "std", None)
+    mean, std = normalisation(datamodule)
     if mean is not None and std is not None:
         m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
         s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
@@ -116,7 +118,7 @@ class PictureCallback(L.Callback):
     ) -> tuple[Any, torch.Tensor]:
         if self.examples is None:
             dm = trainer.datamodule
-            pad = getattr(dm, "dims", {}).get("pad_index", 0)  # token data: the <pad> index
+            pad = data_dims(dm).get("pad_index", 0)  # token data: the <pad> index
             self.examples = first_examples(dm.val_dataloader(), self.num_examples, pad)
         x, y = self.examples
         move = lambda t: t.to(pl_module.device)  # noqa: E731
@@ -235,7 +237,7 @@ class Predictions(PictureCallback):
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Figure]:
         names = class_names_of(pl_module)
         drawn = {}
-        if getattr(trainer.datamodule, "input_kind", None) == "image":
+        if traits(trainer.datamodule, DataTraits).input_kind == "image":
             x, y = self.fixed_examples(trainer, pl_module)
             with torch.no_grad():
                 pred = pl_module(x).argmax(1)
@@ -289,11 +291,11 @@ class Saliency(PictureCallback):
 
     def applies(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str | None:
         reason = super().applies(trainer, pl_module)
-        kind = getattr(trainer.datamodule, "input_kind", None)
+        kind = traits(trainer.datamodule, DataTraits).input_kind
         if reason is not None or kind == "image":
             return reason
         if kind == "tokens":
-            vocab = getattr(trainer.datamodule, "vocab", None)
+            vocab = vocabulary(trainer.datamodule)
             if vocab is None or token_embedding(pl_module.net, len(vocab)) is None:
                 return "no vocabulary, or no single token embedding (nn.Embedding) in the network"
             return None

@@ -19,7 +19,7 @@ import torch
 from datamodules.errors import DatasetError
 from datamodules.mnist import MNISTDataModule
 from datamodules.tensor_loader import TensorLoader
-from harness.config.compose import check_overrides
+from harness.config.command import check_overrides
 from harness.errors import ConfigError
 from harness.run.recipe import train
 from harness.run.resume import check_fits, resume_point
@@ -180,9 +180,7 @@ def test_ckpt_path_that_does_not_exist(tmp_path: Path) -> None:
 
 
 def test_unwritable_run_directory_fails_before_anything_runs(tmp_path: Path) -> None:
-    from harness.config.compose import (
-        check_run_dir,  # what train.py's pre-check calls before Hydra starts
-    )
+    from harness.run.resume import check_run_dir  # what train.py checks before it writes anything
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -195,7 +193,7 @@ def test_read_only_run_directory(tmp_path: Path) -> None:
     parent = tmp_path / "ro"
     parent.mkdir(mode=0o500)
     with pytest.raises(ConfigError, match="cannot write the run directory"):
-        from harness.config.compose import check_run_dir
+        from harness.run.resume import check_run_dir
 
         check_run_dir(parent / "run", compose(["data=digits"]))
 

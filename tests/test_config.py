@@ -70,14 +70,14 @@ def test_option_composes_and_passes_checks(group: str, option: str) -> None:
 def test_optimizers_are_partials_of_real_torch_classes() -> None:
     import torch
 
-    from harness.run.build import build_optimizer_factory
+    from optim.factory import build_optimizer_factory
 
     for path in sorted((ROOT / "conf" / "optim").glob("*.yaml")):
         cfg = compose([f"optim={path.stem}"])
         factory = build_optimizer_factory(cfg)
         optimizer = factory([{"params": [torch.nn.Parameter(torch.zeros(3, 3))], "matrix": True},
                              {"params": [torch.nn.Parameter(torch.zeros(3))]}])  # fmt: skip
-        # muon combines two torch classes (lightning_modules/muon.py); the rest are torch's own.
+        # muon combines two torch classes (optim/muon.py); the rest are torch's own.
         inner = [optimizer.muon, optimizer.adamw] if path.stem == "muon" else [optimizer]
         assert all(type(o) is getattr(torch.optim, type(o).__name__, None) for o in inner), (
             path.stem

@@ -7,9 +7,9 @@ import copy
 import torch
 from torch import nn
 
-from lightning_modules.base import param_groups
 from models.mlp import MLP
 from models.resnet import ResNet
+from optim.groups import param_groups
 from optim.muon import MuonAdamW
 
 

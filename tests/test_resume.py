@@ -102,7 +102,7 @@ def test_sigterm_from_outside_saves_and_the_same_command_resumes(tmp_path: Path,
     assert saved["global_step"] == stopped["steps"]  # saved where it stopped: nothing to redo
 
     # The same command again, nothing added (run in this process, to keep the test short: the
-    # command line's own checks are those of harness.config.compose.check_run_dir, tested elsewhere).
+    # command line's own checks are those of harness.run.resume.check_run_dir, tested elsewhere).
     results = train(compose(command), run_dir)
     assert results["resumed_from"] == str(last)
     assert_same_run(run_dir, reference, results)

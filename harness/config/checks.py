@@ -11,51 +11,36 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hydra.errors import InstantiationException
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from harness.errors import ConfigError
-from harness.run.build import (
-    build_callback,
-    build_datamodule,
-    build_optimizer_factory,
-    build_scheduler_factory,
-    target_class,
-)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
+from harness.errors import ConfigError, constructor_errors
+from harness.numbers import is_int, is_number
+from harness.protocol import DataTraits, ModelTraits, TaskTraits, traits
+from harness.run.build import build_callback, build_datamodule, target_class
+from optim.checks import OPTIM_RULES, dry_build_optimizer
 
 # key -> (test, what is allowed). Missing keys are skipped: not every optimizer has momentum.
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "seed": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
-    "optim.lr": (lambda v: _is_number(v) and v > 0, "a positive number"),
-    "optim.weight_decay": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
-    "optim.momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "seed": (lambda v: is_int(v) and v >= 0, "a non-negative integer"),
+    **OPTIM_RULES,
     "trainer.max_epochs": (
-        lambda v: v is None or (_is_int(v) and v >= -1),
+        lambda v: v is None or (is_int(v) and v >= -1),
         "an integer >= 1 (or -1: no limit)",
     ),
-    "trainer.max_steps": (lambda v: _is_int(v) and v >= -1, "an integer >= 1 (or -1: no limit)"),
-    "trainer.accumulate_grad_batches": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "trainer.max_steps": (lambda v: is_int(v) and v >= -1, "an integer >= 1 (or -1: no limit)"),
+    "trainer.accumulate_grad_batches": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
     "trainer.gradient_clip_val": (
-        lambda v: v is None or (_is_number(v) and v > 0),
+        lambda v: v is None or (is_number(v) and v > 0),
         "a positive number or null",
     ),
-    "trainer.log_every_n_steps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "trainer.log_every_n_steps": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
     "checkpoint_every_n_steps": (
-        lambda v: v is None or (_is_int(v) and v >= 1),
+        lambda v: v is None or (is_int(v) and v >= 1),
         "an integer >= 1 or null",
     ),
     "logger.wandb.init_timeout": (
-        lambda v: _is_number(v) and v > 0,
+        lambda v: is_number(v) and v > 0,
         "a positive number of seconds",
     ),
     "pretrained": (
@@ -81,47 +66,35 @@ def check_values(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} must be {allowed}, got {value!r}")
 
 
-# What a task predicts and what a dataset holds to predict: "class" (one label per example) or
-# "tokens" (the tokens of a text corpus). Classes say theirs with the attribute `target_kind`;
-# models list what they can output in `outputs`. Classes without them are image classifiers.
+# What a task predicts and what a dataset holds to predict (harness.protocol declares the traits).
 PREDICTS = {"class": "a class per example", "tokens": "the tokens of a text corpus"}
 HOLDS = {"class": "labelled examples", "tokens": "a text corpus without labels"}
-
-
-def _target_kind(cls: type) -> str:
-    return getattr(cls, "target_kind", "class")
 
 
 def _plural(kind: str | None) -> str:
     return f"{kind}s" if kind and not kind.endswith("s") else str(kind)
 
 
-def _sees_ahead(model_cls: type, model_cfg: Any) -> bool:
-    """Whether each position of the model's output sees the positions after it."""
-    return bool(model_cfg.get("bidirectional", getattr(model_cls, "bidirectional", False)))
-
-
-def _task_takes(task_cls: type, data_cls: type) -> bool:
+def _task_takes(task: TaskTraits, data: DataTraits) -> bool:
     """A task that works on one kind of input only says so with `input_kind` (rotation: images)."""
-    needs = getattr(task_cls, "input_kind", None)
-    return needs is None or needs == getattr(data_cls, "input_kind", None)
+    return task.input_kind is None or task.input_kind == data.input_kind
 
 
 def fit_problem(data_cls: type, task_cls: type, model_cls: type, model_cfg: Any) -> str | None:
     """Why this model cannot learn this task on this data, with `{data}`, `{task}`, `{model}`
     for the option names; None when it can."""
-    gives, takes = getattr(data_cls, "input_kind", None), getattr(model_cls, "input_kind", None)
-    if not _task_takes(task_cls, data_cls):
-        needs = _plural(task_cls.input_kind)
-        return f"task={{task}} needs {needs} but data={{data}} gives {_plural(gives)}."
-    if gives != takes:
-        return f"model={{model}} takes {_plural(takes)} but data={{data}} gives {_plural(gives)}."
-    held, wanted = _target_kind(data_cls), _target_kind(task_cls)
-    if held != wanted:
-        return f"task={{task}} predicts {PREDICTS[wanted]} but data={{data}} holds {HOLDS[held]}."
-    if wanted not in getattr(model_cls, "outputs", ("class",)):
-        return f"model={{model}} cannot predict {PREDICTS[wanted]}, which task={{task}} needs."
-    if getattr(task_cls, "causal", False) and _sees_ahead(model_cls, model_cfg):
+    data, task = traits(data_cls, DataTraits), traits(task_cls, TaskTraits)
+    model = traits(model_cls, ModelTraits)
+    if not _task_takes(task, data):
+        needs = _plural(task.input_kind)
+        return f"task={{task}} needs {needs} but data={{data}} gives {_plural(data.input_kind)}."
+    if data.input_kind != model.input_kind:
+        return f"model={{model}} takes {_plural(model.input_kind)} but data={{data}} gives {_plural(data.input_kind)}."
+    if data.target_kind != task.target_kind:
+        return f"task={{task}} predicts {PREDICTS[task.target_kind]} but data={{data}} holds {HOLDS[data.target_kind]}."
+    if task.target_kind not in model.outputs:
+        return f"model={{model}} cannot predict {PREDICTS[task.target_kind]}, which task={{task}} needs."
+    if task.causal and bool(model_cfg.get("bidirectional", model.bidirectional)):
         how = "with model.bidirectional=true " if "bidirectional" in model_cfg else ""
         return (
             f"model={{model}} {how}sees the tokens after each position, and task={{task}} "
@@ -142,11 +115,12 @@ def check_fit(cfg: DictConfig) -> None:
     if problem is None:
         return
     names = {group: _choice(cfg, group) for group in ("data", "task", "model")}
-    if _target_kind(data_cls) != _target_kind(task_cls) or not _task_takes(task_cls, data_cls):
+    data, task = traits(data_cls, DataTraits), traits(task_cls, TaskTraits)
+    if data.target_kind != task.target_kind or not _task_takes(task, data):
 
         def fits(t: DictConfig) -> bool:
-            cls = get_class(t.module._target_)
-            return _target_kind(cls) == _target_kind(data_cls) and _task_takes(cls, data_cls)
+            other = traits(get_class(t.module._target_), TaskTraits)
+            return other.target_kind == data.target_kind and _task_takes(other, data)
 
         tasks = _options("task", fits)
         hint = f"Tasks for data={names['data']}: {', '.join(tasks) or 'none'}."
@@ -177,40 +151,19 @@ def _options(group: str, fits: Callable[[DictConfig], bool]) -> list[str]:
     return names
 
 
-@contextlib.contextmanager
-def explained(where: str) -> Iterator[None]:
-    """Turn a constructor's ValueError/TypeError into a ConfigError that says where it came from."""
-    try:
-        yield
-    except ConfigError:
-        raise
-    except InstantiationException as e:
-        cause = e.__cause__ or e
-        raise ConfigError(f"{where}: {cause}") from None
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{where}: {e}") from None
-
-
 def dry_build(cfg: DictConfig) -> None:
     """Build each part that can be built without data, so its own checks run now."""
-    import torch
-
-    with explained(f"data={_choice(cfg, 'data')}"):
+    with constructor_errors(f"data={_choice(cfg, 'data')}"):
         build_datamodule(cfg)
-    with explained(f"optim={_choice(cfg, 'optim')} ({cfg.optim._target_})"):
-        optimizer = build_optimizer_factory(cfg)([torch.nn.Parameter(torch.zeros(2, 2))])
-    with explained(f"scheduler={_choice(cfg, 'scheduler')}"):
-        factory = build_scheduler_factory(cfg)
-        if factory is not None:
-            factory(optimizer, total_steps=100)
+    dry_build_optimizer(cfg, _choice(cfg, "optim"), _choice(cfg, "scheduler"))
     for name, node in (cfg.get("callbacks") or {}).items():
         if node is not None:
-            with explained(f"callbacks.{name}"):
+            with constructor_errors(f"callbacks.{name}"):
                 build_callback(node)
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    with explained("trainer"), quiet("lightning.pytorch"):
+    with constructor_errors("trainer"), warnings_only("lightning.pytorch"):
         try:
             L.Trainer(**cfg.trainer, logger=False, enable_checkpointing=False)
         except MisconfigurationException as e:
@@ -218,7 +171,7 @@ def dry_build(cfg: DictConfig) -> None:
 
 
 @contextlib.contextmanager
-def quiet(logger_name: str) -> Iterator[None]:
+def warnings_only(logger_name: str) -> Iterator[None]:
     """Only warnings and errors from this logger meanwhile (Lightning's info lines on every build)."""
     log = logging.getLogger(logger_name)
     level = log.level

@@ -1,47 +1,135 @@
-"""What train.py does before Hydra takes over: compose the config from the command line and check
-it, so that a typo or a bad value is one clear line (exit status 2) and no run directory is made.
+"""The one Hydra composer: the config that a list of overrides makes, by Hydra's public compose API.
+
+An override either picks files (a group choice: optim=adamw, +experiment=x, callbacks=[],
+and every hydra.* setting) or changes a key of the composed config (a value override:
+optim.lr=0.1, +key=v, ++key=v, ~key). Hydra composes the choices; the values are then applied
+with OmegaConf as Hydra applies them after loading the files. So a sweep whose runs repeat a few
+sets of choices composes each set once, and the type check has the defaults (the config before
+the values) without a second composition. Whatever the fast path cannot apply goes to Hydra's
+own compose, whose result (or error) is the truth.
 
 Imports nothing heavy at module level: `python train.py --help` must stay fast.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
-import sys
+import re
 from pathlib import Path
+from typing import Any
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-# Hydra flags that do their own thing (help, printing the config, multirun...): no pre-check.
-HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-m", "--multirun",
-               "-p", "--package", "--shell-completion", "-sc", "--resolve", "--version", "--config-path",
-               "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun")  # fmt: skip
+CONFIG_NAME = "config"
+JOB_NAME = "train"  # what @hydra.main in train.py calls the job: RUN_DIR/train.log
 
 
-def fail(message: str, status: int = 2) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(status)
+def config_groups() -> set[str]:
+    """The config groups: the folders of conf/ (data, model, optim, ...)."""
+    return {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
 
 
-def _compose(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="train"):
-        return compose("config", overrides=overrides, return_hydra_config=True)
+def override_key(override: str) -> str:
+    """'optim.lr' of 'optim.lr=0.1', '+optim.lr=0.1', '~optim.lr'."""
+    return override.split("=", 1)[0].lstrip("+~")
 
 
-def _split(overrides: list[str]) -> tuple[list[str], list[str]]:
-    """(group choices and hydra settings, value overrides) from key=value strings."""
-    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """(group choices and hydra settings, value overrides), each in command-line order."""
+    groups = config_groups()
     choices, values = [], []
     for o in overrides:
-        key = o.split("=", 1)[0].lstrip("+~")
+        key = override_key(o)
         head = key.split("/", 1)[0].split(".", 1)[0]
         is_group = ("." not in key and key in groups) or "/" in key or head == "hydra"
         (choices if is_group else values).append(o)
     return choices, values
 
 
+def compose(overrides: list[str]) -> Any:
+    """Hydra's own composition of conf/config.yaml with these overrides, hydra node included."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name=JOB_NAME):
+        return hydra_compose(CONFIG_NAME, overrides=overrides, return_hydra_config=True)
+
+
+class _NotSimple(Exception):
+    """An override the fast path leaves to Hydra (a sweep, a package, a bad key)."""
+
+
+def apply_values(cfg: Any, values: list[str]) -> None:
+    """Apply value overrides to a composed config in place, with Hydra's semantics: key=v must
+    name an existing key, +key=v adds a new one, ++key=v adds or replaces, ~key deletes.
+    Raises _NotSimple for anything else, and on any error (Hydra then says what is wrong)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf, open_dict
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(values)
+    except Exception as e:
+        raise _NotSimple from e
+    for o in parsed:
+        if o.package is not None or o.is_sweep_override():
+            raise _NotSimple(o.input_line)
+        key, value = o.key_or_group, o.value()
+        try:
+            if o.is_delete():
+                current = OmegaConf.select(cfg, key, throw_on_missing=False)
+                if current is None or (value is not None and value != current):
+                    raise _NotSimple(o.input_line)
+                parent, _, leaf = key.rpartition(".")
+                with open_dict(cfg):
+                    del (OmegaConf.select(cfg, parent) if parent else cfg)[leaf]
+            elif o.is_add():
+                existing = OmegaConf.select(cfg, key, throw_on_missing=False)
+                if existing is not None and not isinstance(value, (dict, list)):
+                    raise _NotSimple(o.input_line)
+                OmegaConf.update(cfg, key, value, merge=True, force_add=True)
+            else:
+                OmegaConf.update(cfg, key, value, merge=True, force_add=o.is_force_add())
+        except _NotSimple:
+            raise
+        except Exception as e:
+            raise _NotSimple(o.input_line) from e
+
+
+def _record_overrides(cfg: Any, overrides: list[str]) -> None:
+    """The hydra node's record of the overrides, as Hydra's compose writes it."""
+    from omegaconf import open_dict
+
+    task = [o for o in overrides if not override_key(o).startswith(("hydra.", "hydra/"))]
+    dirname = cfg.hydra.job.config.override_dirname
+    shown = sorted(o for o in task if override_key(o) not in dirname.exclude_keys)
+    with open_dict(cfg.hydra):
+        cfg.hydra.overrides.task = task
+        cfg.hydra.job.override_dirname = re.sub("=", dirname.kv_sep, dirname.item_sep.join(shown))
+
+
+def compose_with_defaults(
+    overrides: list[str], bases: dict[tuple[str, ...], Any] | None = None
+) -> tuple[Any, Any]:
+    """(the config these overrides make, the config of their group choices alone: the defaults
+    every value override replaces). `bases` caches the second by choices, across calls."""
+    choices, values = split_overrides(overrides)
+    bases = {} if bases is None else bases
+    if tuple(choices) not in bases:
+        bases[tuple(choices)] = compose(choices)
+    base = bases[tuple(choices)]
+    if not values:
+        return copy.deepcopy(base), base
+    cfg = copy.deepcopy(base)
+    try:
+        apply_values(cfg, values)
+        _record_overrides(cfg, overrides)
+    except _NotSimple:
+        cfg = compose(overrides)
+    return cfg, base
+
+
 def explain_composition_error(error: Exception, overrides: list[str]) -> str:
+    """One line for a composition error: the unknown option or key, and what is allowed."""
     from hydra.errors import MissingConfigException
     from omegaconf import DictConfig, OmegaConf
 
@@ -52,9 +140,9 @@ def explain_composition_error(error: Exception, overrides: list[str]) -> str:
     key = getattr(cause, "full_key", None)
     if key and "not in struct" in str(cause):
         parent, _, leaf = key.rpartition(".")
-        choices, _ = _split(overrides)
+        choices, _ = split_overrides(overrides)
         try:
-            base = _compose(choices)
+            base = compose(choices)
             node = OmegaConf.select(base, parent) if parent else base
         except Exception:
             node = None
@@ -67,68 +155,7 @@ def explain_composition_error(error: Exception, overrides: list[str]) -> str:
     return str(error).replace("\n", " ").strip()
 
 
-def check_types(cfg, base, value_overrides: list[str]) -> None:
-    """An override keeps the type of the value it replaces: a number stays a number, a flag a flag.
-    (Strings are not checked: some keys take a string or a number, as trainer.precision does.)"""
-    from omegaconf import OmegaConf
-
-    from harness.errors import ConfigError
-
-    missing = object()
-    for o in value_overrides:
-        key = o.split("=", 1)[0].lstrip("+~")
-        old = OmegaConf.select(base, key, default=missing)
-        new = OmegaConf.select(cfg, key, default=missing)
-        if old is missing or new is missing or old is None or new is None:
-            continue
-        number = (int, float)
-        if isinstance(old, bool) and not isinstance(new, bool):
-            raise ConfigError(f"{key} must be true or false, got {new!r}")
-        if (
-            isinstance(old, number)
-            and not isinstance(old, bool)
-            and (isinstance(new, bool) or not isinstance(new, number))
-        ):
-            raise ConfigError(f"{key} must be a number (default {old!r}), got {new!r}")
-
-
-def check_overrides(overrides: list[str]):
-    """Compose the config these overrides make (as train.py would) and run every check on it:
-    unknown options and keys, types, value ranges, the model fitting the data, a dry build of
-    each part. Raise ConfigError naming the bad value and what is allowed; return the resolved
-    config (without the hydra node). Sweep runners call it on each proposed run's overrides."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.errors import HydraException, OverrideParseException
-    from omegaconf import OmegaConf, open_dict
-    from omegaconf.errors import OmegaConfBaseException
-
-    from harness.config.checks import check_config
-    from harness.errors import ConfigError
-
-    try:
-        cfg = _compose(overrides)
-    except OverrideParseException as e:
-        raise ConfigError(f"{_unparsable(overrides)}: {e}".replace("\n", " ").strip()) from None
-    except HydraException as e:
-        raise ConfigError(explain_composition_error(e, overrides)) from None
-    except Exception as e:  # anything else composing raises is still about the overrides
-        raise ConfigError(str(e).replace("\n", " ").strip()) from None
-    HydraConfig.instance().set_config(cfg)
-    choices, values = _split(overrides)
-    try:
-        if values:
-            check_types(cfg, _compose(choices), values)
-        with open_dict(cfg):
-            del cfg["hydra"]
-        OmegaConf.resolve(cfg)
-    except OmegaConfBaseException as e:  # e.g. ${oc.env:NAME} with NAME unset
-        where = f"{e.full_key}: " if getattr(e, "full_key", None) else ""
-        raise ConfigError(where + str(e).splitlines()[0]) from None
-    check_config(cfg)
-    return cfg
-
-
-def _unparsable(overrides: list[str]) -> str:
+def unparsable(overrides: list[str]) -> str:
     """'cannot parse OVERRIDE' for the first override Hydra's grammar rejects."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -139,45 +166,3 @@ def _unparsable(overrides: list[str]) -> str:
         except Exception:
             return f"cannot parse {o}"
     return "cannot parse the overrides"
-
-
-def check_run_dir(run_dir: Path, cfg) -> None:
-    """The run directory can be written, and what it holds allows this run: a fresh start, or
-    the resume of an unfinished run with the same config (never a finished run overwritten)."""
-    import tempfile
-
-    from omegaconf import OmegaConf
-
-    from harness.errors import ConfigError
-    from harness.run.resume import resume_point
-    from harness.rundir.secrets import redact
-
-    existing = run_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    try:
-        if not existing.is_dir():
-            raise NotADirectoryError(f"{existing} is not a directory")
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as e:
-        raise ConfigError(
-            f"cannot write the run directory {run_dir} ({e.strerror or e}); choose another with "
-            "hydra.run.dir=DIR"
-        ) from None
-    resume_point(cfg.ckpt_path, run_dir, redact(OmegaConf.to_container(cfg, resolve=True)))
-
-
-def precheck(argv: list[str]) -> None:
-    """Exit with status 2 and one line on stderr if the command line cannot make a run."""
-    if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in argv):
-        return
-    from hydra.core.hydra_config import HydraConfig
-
-    from harness.errors import ConfigError
-
-    try:
-        cfg = check_overrides(argv)
-        check_run_dir(Path(HydraConfig.get().run.dir), cfg)
-    except ConfigError as e:
-        fail(str(e))

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from harness.report.records import RunRecord, SweepData
-from harness.sweep.history import finite, series
+from harness.rundir.metrics import finite, series
 
 REL_TOLERANCE = 0.02  # default target: within 2% of the best setting's mean final value
 

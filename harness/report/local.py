@@ -12,7 +12,9 @@ import yaml
 
 from harness.errors import ConfigError
 from harness.report.records import RunRecord, SweepData, settle, task_name
-from harness.sweep.history import read_history
+from harness.rundir.layout import HYDRA_DIR
+from harness.rundir.metrics import read_history
+from harness.rundir.results import read_results
 from harness.sweep.ledger import Ledger
 
 
@@ -25,12 +27,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def read_run(run_dir: Path, entry: dict[str, Any]) -> RunRecord:
     try:
-        results = json.loads((run_dir / "results.json").read_text())
+        results = read_results(run_dir)
     except (OSError, ValueError):
         results = {}
-    config = _read_yaml(run_dir / ".hydra" / "config.yaml")
+    config = _read_yaml(run_dir / HYDRA_DIR / "config.yaml")
     choices = results.get("choices") or (
-        _read_yaml(run_dir / ".hydra" / "hydra.yaml").get("hydra", {}).get("runtime", {})
+        _read_yaml(run_dir / HYDRA_DIR / "hydra.yaml").get("hydra", {}).get("runtime", {})
     ).get("choices", {})
     if not choices:  # the run died before Hydra wrote its files: its own overrides say
         choices = dict(

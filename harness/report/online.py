@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.numbers import is_number
 from harness.report.records import RunRecord, SweepData, settle, task_name
 
 # W&B run states -> ours, when the run's summary has no status (a run that died early).
 STATES = {"finished": "finished", "running": "running", "crashed": "failed", "failed": "failed",
           "killed": "stopped", "preempted": "interrupted"}  # fmt: skip
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def read_run(run: Any, parameters: dict[str, Any]) -> RunRecord:
@@ -27,7 +24,7 @@ def read_run(run: Any, parameters: dict[str, Any]) -> RunRecord:
     optim = config.get("optim")
     lr = params.get("optim.lr", optim.get("lr") if isinstance(optim, dict) else None)
     history = [
-        {k: float(v) for k, v in row.items() if _number(v)}
+        {k: float(v) for k, v in row.items() if is_number(v)}
         for row in run.scan_history()
         if any(k.startswith(("val/", "train/loss")) for k in row)
     ]
@@ -41,7 +38,7 @@ def read_run(run: Any, parameters: dict[str, Any]) -> RunRecord:
         lr=lr,
         seed=config.get("seed"),
         status=settle(summary.get("status") or STATES.get(run.state, run.state), history),
-        metrics={k: float(v) for k, v in summary.items() if "/" in k and _number(v)},
+        metrics={k: float(v) for k, v in summary.items() if "/" in k and is_number(v)},
         history=history,
         runtime_s=summary.get("runtime_s"),
         monitor=summary.get("monitor"),

@@ -21,7 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.sweep import history as metrics_history
+from harness.rundir import metrics as metrics_history
+from harness.rundir.layout import METRICS_FILE, RESULTS_FILE
+from harness.rundir.results import read_results
 
 Series = dict[str, list[tuple[int, float]]]  # metric name -> [(step, value)], in file order
 REPORT_FILE = "report.html"
@@ -191,12 +193,12 @@ def page(title: str, sections: Sequence[str]) -> str:
 def write_report(run_dir: str | Path) -> Path:
     """RUN_DIR/report.html from RUN_DIR's results.json, metrics.csv and pictures/."""
     run_dir = Path(run_dir)
-    results_file, metrics_file = run_dir / "results.json", run_dir / "metrics.csv"
+    results_file, metrics_file = run_dir / RESULTS_FILE, run_dir / METRICS_FILE
     if not results_file.is_file() and not metrics_file.is_file():
         raise FileNotFoundError(
             f"{run_dir} is not a run directory (no results.json, no metrics.csv)"
         )
-    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    results = read_results(run_dir) if results_file.is_file() else {}
     points = read_series(run_dir)
     pictures = latest_pictures(run_dir / "pictures")
     out = run_dir / REPORT_FILE

@@ -1,10 +1,11 @@
-"""Instantiate the parts of a run from its config. Shapes (channels, classes, vocabulary) flow
+"""Instantiate the parts of a run from its config, the Trainer and its callbacks last. Shapes (channels, classes, vocabulary) flow
 from the datamodule's `dims` to whichever constructor names them, so no config repeats them."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +13,19 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from harness.errors import ConfigError
-
-# Plain Python lists and dicts, never OmegaConf containers: they end up in optimizer state and
-# hyperparameters, which must load with torch.load(weights_only=True).
-PLAIN = "all"
+from harness.rundir.layout import CHECKPOINT_DIR, LAST
+from optim.factory import (
+    PLAIN,  # plain lists and dicts: hyperparameters load with weights_only=True
+    build_optimizer_factory,
+    build_scheduler_factory,
+)
 
 
 def target_class(node: DictConfig) -> type:
     return get_class(node._target_)
 
 
-def accepted(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+def constructor_kwargs(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
     """The entries of `values` that cls's constructor takes by name."""
     params = inspect.signature(cls).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
@@ -38,7 +41,9 @@ def build_net(cfg: DictConfig, dims: Mapping[str, Any]) -> Any:
     """The network; its encoder loaded from cfg.pretrained and frozen if cfg.finetune=linear."""
     from models.encoder import freeze_encoder, load_encoder
 
-    net = instantiate(cfg.model, _convert_=PLAIN, **accepted(target_class(cfg.model), dims))
+    net = instantiate(
+        cfg.model, _convert_=PLAIN, **constructor_kwargs(target_class(cfg.model), dims)
+    )
     if cfg.get("pretrained"):
         state, trained_with = read_checkpoint(cfg.pretrained)
         try:
@@ -69,14 +74,6 @@ def read_checkpoint(path: str) -> tuple[dict[str, Any], str]:
     return state, f"{model} trained by {task}"
 
 
-def build_optimizer_factory(cfg: DictConfig) -> Any:
-    return instantiate(cfg.optim, _convert_=PLAIN)
-
-
-def build_scheduler_factory(cfg: DictConfig) -> Any:
-    return instantiate(cfg.scheduler, _convert_=PLAIN) if cfg.get("scheduler") else None
-
-
 def build_module(cfg: DictConfig, net: Any, dims: Mapping[str, Any]) -> Any:
     cls = target_class(cfg.task.module)
     return instantiate(
@@ -87,7 +84,7 @@ def build_module(cfg: DictConfig, net: Any, dims: Mapping[str, Any]) -> Any:
         scheduler=build_scheduler_factory(cfg),
         monitor=cfg.task.monitor,
         decay_norm_and_bias=cfg.decay_norm_and_bias,
-        **accepted(cls, dims),
+        **constructor_kwargs(cls, dims),
     )
 
 
@@ -112,3 +109,58 @@ def speed_up(net: Any, *, compile: bool, channels_last: bool) -> None:
         net.to(memory_format=torch.channels_last)
     if compile:  # nn.Module.compile: torch.compile on the forward; state_dict keys unchanged
         net.compile()
+
+
+@dataclass
+class RunCallbacks:
+    """The callbacks the recipe reads after fitting."""
+
+    best_checkpoint: Any  # ModelCheckpoint: RUN_DIR/checkpoints/best.ckpt, by task.monitor
+    last_checkpoint: Any  # LastCheckpoint: RUN_DIR/checkpoints/last.ckpt, for resuming
+    best: Any  # BestMetrics: the validation metrics at the best check
+
+
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, config: dict[str, Any], loggers: list[Any], extra: list[Any]
+) -> tuple[Any, RunCallbacks]:
+    """The Trainer with every run's callbacks (harness.run.callbacks), then `extra` (the
+    callbacks group's), then the checkpoints, and whole-file checkpoint writes."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from harness.run import callbacks as cb
+    from harness.run.best import BestMetrics
+    from harness.run.checkpoint_io import AtomicCheckpointIO
+
+    ckpt_dir = run_dir / CHECKPOINT_DIR
+    kept = RunCallbacks(
+        best_checkpoint=ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="best",
+            monitor=cfg.task.monitor,
+            mode=cfg.task.mode,
+            save_top_k=1,
+            auto_insert_metric_name=False,
+        ),
+        last_checkpoint=cb.LastCheckpoint(ckpt_dir / LAST, cfg.checkpoint_every_n_steps),
+        best=BestMetrics(cfg.task.monitor, cfg.task.mode),
+    )
+    trainer = L.Trainer(
+        **cfg.trainer,
+        logger=loggers or False,
+        callbacks=[
+            cb.StopOnNonFiniteLoss(),
+            cb.RandomState(),
+            cb.MetricStates(),
+            kept.best,
+            cb.ConfigInCheckpoint(config),
+            cb.ValidateAtLastStep(),
+            *([cb.ProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
+            *extra,
+            kept.best_checkpoint,  # Lightning runs checkpoint callbacks last, in this order
+            kept.last_checkpoint,
+        ],
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(run_dir),
+    )
+    return trainer, kept

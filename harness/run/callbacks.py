@@ -16,6 +16,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchmetrics import Metric
 
 from harness.errors import Diverged
+from lightning_modules.logging_steps import is_logging_step
 
 
 class ConfigInCheckpoint(L.Callback):
@@ -249,7 +250,7 @@ class ProgressBar(TQDMProgressBar):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
     ) -> None:
-        if trainer.global_step % trainer.log_every_n_steps == 0:
+        if is_logging_step(trainer):
             metrics = trainer.callback_metrics
             self.shown = {k: float(metrics[k]) for k in self.keys if k in metrics}
         super().on_train_batch_end(trainer, pl_module, *args)

@@ -12,14 +12,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.rundir.layout import CHECKPOINT_DIR, LAST
+from harness.rundir.results import read_status
 
-LAST = "last.ckpt"
 FINAL_STATUSES = ("finished", "diverged")
 # Keys that say where things are or how progress is shown, not what is computed: a requeued job
 # on another node may see another data path.
@@ -40,16 +40,9 @@ def load_checkpoint(path: Path, label: str) -> dict[str, Any]:
         ) from None
 
 
-def final_status(run_dir: Path) -> str | None:
-    try:
-        return json.loads((run_dir / "results.json").read_text()).get("status")
-    except (OSError, ValueError):
-        return None
-
-
 def run_checkpoints(run_dir: Path) -> list[Path]:
     """The resume points a run directory holds: last.ckpt and Lightning's SLURM hpc_ckpt_N.ckpt."""
-    last = run_dir / "checkpoints" / LAST
+    last = run_dir / CHECKPOINT_DIR / LAST
     return [p for p in [last, *sorted(run_dir.glob("hpc_ckpt_*.ckpt"))] if p.is_file()]
 
 
@@ -82,11 +75,11 @@ def config_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) 
 def resume_point(ckpt_path: str | None, run_dir: Path, config: Mapping[str, Any]) -> Path | None:
     """The checkpoint this run resumes from, or None for a fresh start (see the module doc)."""
     if ckpt_path is not None:
-        path = run_dir / "checkpoints" / LAST if ckpt_path == "last" else Path(ckpt_path)
+        path = run_dir / CHECKPOINT_DIR / LAST if ckpt_path == "last" else Path(ckpt_path)
         if not path.is_file():
             raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint file at {path}")
         return path
-    status = final_status(run_dir)
+    status = read_status(run_dir)
     if status in FINAL_STATUSES:
         raise ConfigError(
             f"{run_dir} already holds a {status} run and is left as it is: choose another "
@@ -168,3 +161,29 @@ def check_fits(
             f"ckpt_path={label}: {path} does not fit this run. It holds {_describe(theirs)}; "
             f"this run builds {_describe(config)}: {problem}"
         )
+
+
+def check_run_dir(run_dir: Path, cfg: Any) -> Path | None:
+    """The run directory can be written, and what it holds allows this run: a fresh start, or
+    the resume of an unfinished run with the same config (never a finished run overwritten).
+    Returns the checkpoint the run resumes from (None: a fresh start)."""
+    import tempfile
+
+    from omegaconf import OmegaConf
+
+    from harness.rundir.secrets import redact
+
+    existing = run_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a directory")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise ConfigError(
+            f"cannot write the run directory {run_dir} ({e.strerror or e}); choose another with "
+            "hydra.run.dir=DIR"
+        ) from None
+    return resume_point(cfg.ckpt_path, run_dir, redact(OmegaConf.to_container(cfg, resolve=True)))

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.rundir.metrics import read_history
 from harness.sweep import process, propose
-from harness.sweep.history import read_history
 from harness.sweep.ledger import DONE, Ledger
 from harness.sweep.outcome import outcome
 from harness.sweep.spec import SweepSpec, apply_extra, command, overrides, run_key

@@ -24,14 +24,16 @@ from urllib.parse import urlsplit
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from harness.config.compose import CONF_DIR
+from harness.config.compose import override_key, split_overrides
 from harness.errors import ConfigError
+from harness.rundir.layout import (
+    WANDB_ID_FILE,  # beside the checkpoints: a resumed run logs to the same W&B run
+)
 from harness.rundir.metrics import Replayed
 from harness.rundir.secrets import redact
 
 log = logging.getLogger(__name__)
 MODES = ("online", "offline", "disabled")
-ID_FILE = "wandb_id.txt"  # beside the checkpoints: a resumed run logs to the same W&B run
 
 
 def has_api_key() -> bool:
@@ -70,7 +72,7 @@ def resolve_mode(configured: str | None) -> str:
 def run_id(checkpoint_dir: Path, resuming: bool) -> str:
     """A resumed run logs to the W&B run saved beside its checkpoints; a fresh one gets a new id.
     (The W&B run belongs to the run directory, as metrics.csv does.)"""
-    saved = checkpoint_dir / ID_FILE
+    saved = checkpoint_dir / WANDB_ID_FILE
     if resuming and saved.is_file() and saved.read_text().strip():
         return saved.read_text().strip()
     alphabet = string.ascii_lowercase + string.digits  # W&B's own id alphabet and length
@@ -95,7 +97,7 @@ def save_run_id(checkpoint_dir: Path, run_id: str) -> None:
     """Beside the checkpoints, so that resuming from them continues this W&B run (rank zero only:
     every other rank drew its own, unused id)."""
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    (checkpoint_dir / ID_FILE).write_text(run_id)
+    (checkpoint_dir / WANDB_ID_FILE).write_text(run_id)
 
 
 def sync_hint(run_dir: Path) -> str:
@@ -121,13 +123,10 @@ def run_labels(choices: Mapping[str, Any], overrides: Sequence[str]) -> dict[str
     value overrides that change what is computed), so W&B's workspace draws one line per recipe,
     averaged over seeds. tags: one `group:option` per recipe group, to filter a task's runs."""
     picked = [(g, choices[g]) for g in RECIPE_GROUPS if isinstance(choices.get(g), str)]
-    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
-    values = []  # value overrides (optim.lr=0.1), not group choices (optim=adamw, hydra/x=y)
-    for o in overrides:
-        key = o.split("=", 1)[0].lstrip("+~")
-        is_choice = key in groups or "/" in key
-        if "=" in o and not is_choice and not _watching_only(key):
-            values.append(o.lstrip("+~"))
+    # value overrides (optim.lr=0.1), not group choices (optim=adamw, hydra/x=y)
+    _, value_overrides = split_overrides(list(overrides))
+    values = [o.lstrip("+~") for o in value_overrides
+              if "=" in o and not _watching_only(override_key(o))]  # fmt: skip
     recipe = "/".join(option for _, option in picked)
     group = " ".join([recipe, *sorted(values)]).strip()
     if len(group) > GROUP_MAX:  # still unique: a hash of the whole name
