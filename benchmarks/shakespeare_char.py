@@ -1,6 +1,6 @@
 """nanoGPT's shakespeare_char CPU run, through the harness and as a plain PyTorch loop, side by side.
 
-Both use the same config (experiment=shakespeare_char_cpu), the same GPT code, the same batches
+Both use the same config (experiment=nanogpt_shakespeare_char), the same GPT code, the same batches
 (the datamodule's TensorLoader with the same seed), the same AdamW parameter groups, schedule and
 gradient clipping, and both measure the validation loss the same way (every 250 steps, over the
 whole validation split). The plain loop is what nanoGPT's train.py does, without Lightning.
@@ -118,7 +118,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     overrides = [
-        "experiment=shakespeare_char_cpu",
+        "experiment=nanogpt_shakespeare_char",
         "logger=csv",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",

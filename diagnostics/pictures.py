@@ -1,6 +1,8 @@
 """Callbacks that draw pictures of a classifier's predictions: confusion matrices, the most
 confident mistakes, a grid of validation images with predicted and true labels, and saliency
 (input gradients and integrated gradients for images, gradient x input for token sequences).
+(Over 250 lines: the two callbacks share one base class and its example-gathering helpers;
+the drawing itself is in diagnostics/figures.py, the attributions in diagnostics/attribution.py.)
 
 Each draws after every `every_n_epochs`-th training epoch and once more at the end of training
 (0: only at the end), on a fixed set of validation examples (the first `num_examples` of the

@@ -35,7 +35,7 @@ def test_the_documented_options_exist() -> None:
             "ag_news",
         ],
         "model": ["resnet", "cnn", "mlp", "gpt", "gru", "lstm", "textcnn", "transformer"],
-        "experiment": ["shakespeare_char_cpu", "sst2_textcnn"],
+        "experiment": ["nanogpt_shakespeare_char", "sst2_textcnn"],
         "optim": ["sgd", "momentum", "nesterov", "adam", "adamw", "adagrad", "adadelta", "rmsprop"],
         "scheduler": ["constant", "cosine", "warmup_cosine", "step", "onecycle", "plateau"],
         "trainer": ["default"],

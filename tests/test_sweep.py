@@ -17,9 +17,10 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.sweep import propose
+from harness.sweep.engine import python_values
 from harness.sweep.ledger import Ledger
 from harness.sweep.runner import Runner
-from harness.sweep.spec import apply_extra, command, load_spec, plain, run_key
+from harness.sweep.spec import apply_extra, command, load_spec, run_key
 from harness.sweep.validate import check_runs
 from tests.conftest import ROOT
 
@@ -70,7 +71,7 @@ def test_random_proposals_are_plain_python_and_written_as_the_agent_writes_them(
     json.dumps(params)  # a numpy float would not serialise
     argv = command(spec, params[0], {"trainer.max_epochs": "2"})
     assert f"optim.lr={lr}" in argv and "trainer.max_epochs=2" in argv
-    assert plain({"a": [__import__("numpy").float64(0.5)]}) == {"a": [0.5]}
+    assert python_values({"a": [__import__("numpy").float64(0.5)]}) == {"a": [0.5]}
 
 
 def test_extra_overrides_replace_constants_and_join_every_run() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from harness.errors import ConfigError
-from harness.report.records import RunRecord, SweepData, settle, task_name
+from harness.report.records import RunRecord, SweepData, status_from_losses, task_name
 from harness.rundir.layout import HYDRA_DIR
 from harness.rundir.metrics import read_history
 from harness.rundir.results import read_results
@@ -50,7 +50,7 @@ def read_run(run_dir: Path, entry: dict[str, Any]) -> RunRecord:
         params=params,
         lr=(config.get("optim") or {}).get("lr", params.get("optim.lr")),
         seed=config.get("seed", params.get("seed")),
-        status=settle(entry.get("state", "running"), history),
+        status=status_from_losses(entry.get("state", "running"), history),
         metrics=metrics,
         history=history,
         runtime_s=results.get("runtime_s"),

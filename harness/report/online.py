@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.numbers import is_number
-from harness.report.records import RunRecord, SweepData, settle, task_name
+from harness.report.records import RunRecord, SweepData, status_from_losses, task_name
 
 # W&B run states -> ours, when the run's summary has no status (a run that died early).
 STATES = {"finished": "finished", "running": "running", "crashed": "failed", "failed": "failed",
@@ -37,7 +37,9 @@ def read_run(run: Any, parameters: dict[str, Any]) -> RunRecord:
         params=params,
         lr=lr,
         seed=config.get("seed"),
-        status=settle(summary.get("status") or STATES.get(run.state, run.state), history),
+        status=status_from_losses(
+            summary.get("status") or STATES.get(run.state, run.state), history
+        ),
         metrics={k: float(v) for k, v in summary.items() if "/" in k and is_number(v)},
         history=history,
         runtime_s=summary.get("runtime_s"),

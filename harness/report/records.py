@@ -49,7 +49,7 @@ class SweepData:
         return self.goal == "maximize"
 
 
-def settle(status: str, history: list[dict[str, float]]) -> str:
+def status_from_losses(status: str, history: list[dict[str, float]]) -> str:
     """A run that says it finished but whose last training loss is NaN or infinite diverged (a
     harness without divergence detection finishes such runs)."""
     losses = [r["train/loss"] for r in history if "train/loss" in r]

@@ -45,7 +45,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
 
 
-def blocks(sweep: SweepData, out: Path, targets: dict[str, float]) -> list[Block]:
+def report_sections(sweep: SweepData, out: Path, targets: dict[str, float]) -> list[Block]:
     grouped = analysis.settings(sweep)
     goals = {task: analysis.goal(sweep, task) for task in grouped}
     counts = ", ".join(f"{n} {s}" for s, n in sorted(Counter(r.status for r in sweep.runs).items()))
@@ -195,7 +195,7 @@ def write_report(sweep: SweepData, out: Path, targets: dict[str, float] | None =
         raise ConfigError(f"{sweep.source} has no runs to report on")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    doc = blocks(sweep, out, targets or {})
+    doc = report_sections(sweep, out, targets or {})
     (out / "report.html").write_text(to_html(doc, sweep.name))
     path = out / "report.md"
     path.write_text(to_markdown(doc))

@@ -131,6 +131,7 @@ def build_trainer(
     from harness.run import callbacks as cb
     from harness.run.best import BestMetrics
     from harness.run.checkpoint_io import AtomicCheckpointIO
+    from harness.run.progress import ProgressBar
 
     ckpt_dir = run_dir / CHECKPOINT_DIR
     kept = RunCallbacks(
@@ -155,7 +156,7 @@ def build_trainer(
             kept.best,
             cb.ConfigInCheckpoint(config),
             cb.ValidateAtLastStep(),
-            *([cb.ProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
+            *([ProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
             *extra,
             kept.best_checkpoint,  # Lightning runs checkpoint callbacks last, in this order
             kept.last_checkpoint,
