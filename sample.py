@@ -36,12 +36,30 @@ def load_language_model(path: str | Path):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("--prompt", default=None, help="text to continue (default: a random token)")
-    parser.add_argument("--tokens", type=int, default=500, help="tokens to generate")
-    parser.add_argument("--num", type=int, default=1, help="samples")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "checkpoint",
+        help="a language model's checkpoint (a run on a text corpus), e.g. "
+        "RUN_DIR/checkpoints/best.ckpt; nothing else is read",
+    )
+    parser.add_argument(
+        "--prompt",
+        default=None,
+        help="text to continue, tokenised as the run's "
+        "data was (default: a random token per sample)",
+    )
+    parser.add_argument(
+        "--tokens", type=int, default=500, help="tokens to generate after the prompt (default 500)"
+    )
+    parser.add_argument("--num", type=int, default=1, help="samples to draw (default 1)")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="divides the logits: below 1 more likely tokens, above 1 more varied (default 1.0)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the sampling, for repeatable text (default 0)"
+    )
     args = parser.parse_args(argv)
     import torch
 

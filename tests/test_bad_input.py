@@ -84,6 +84,7 @@ def test_a_model_that_cannot_take_the_data_is_refused() -> None:
 # --- data -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_missing_dataset_with_downloads_off_fails_clearly_and_leaves_no_run_dir(
     tmp_path: Path,
 ) -> None:
@@ -198,6 +199,7 @@ def test_read_only_run_directory(tmp_path: Path) -> None:
         check_run_dir(parent / "run", compose(["data=digits"]))
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_never_overwritten(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     (run_dir / ".hydra").mkdir(parents=True)

@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, fixture_overrides
 
 
+@pytest.mark.slow
 def test_train_py_writes_a_complete_run_directory(data_root: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     env = {**os.environ, "WANDB_MODE": "offline"}

@@ -109,6 +109,7 @@ def imports_torch(*args: str) -> bool:
     return "TORCH True" in out.stderr
 
 
+@pytest.mark.slow
 def test_help_lists_groups_without_importing_torch() -> None:
     out = run_cli("--help")
     assert out.returncode == 0
@@ -119,6 +120,7 @@ def test_help_lists_groups_without_importing_torch() -> None:
     assert not imports_torch("--cfg", "job")
 
 
+@pytest.mark.slow
 def test_cfg_job_prints_the_composed_config() -> None:
     out = run_cli("model=cnn", "optim=sgd", "optim.lr=0.05", "--cfg", "job")
     assert out.returncode == 0, out.stderr
@@ -141,6 +143,7 @@ def test_cfg_job_prints_the_composed_config() -> None:
         ("model=textcnn", "model=textcnn takes tokens but data=digits gives images"),
     ],
 )
+@pytest.mark.slow
 def test_bad_override_is_one_clear_line_and_leaves_no_run_dir(
     override: str, expected: str, tmp_path
 ) -> None:

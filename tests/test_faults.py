@@ -38,6 +38,7 @@ def offline_file(run_dir: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_divergence_stops_cleanly_keeps_the_last_good_checkpoint_and_exits_3(
     tmp_path: Path,
 ) -> None:

@@ -84,6 +84,7 @@ def assert_same_run(run_dir: Path, reference: tuple[dict, str], results: dict) -
         assert results[key] == ref_results[key], key
 
 
+@pytest.mark.slow
 def test_sigterm_from_outside_saves_and_the_same_command_resumes(tmp_path: Path, reference) -> None:
     run_dir = tmp_path / "run"
     command = [*ARGS, "logger.wandb.mode=offline", f"hydra.run.dir={run_dir}"]
@@ -119,6 +120,7 @@ def test_sigterm_from_outside_saves_and_the_same_command_resumes(tmp_path: Path,
     assert logged == logged_rows(run_dir / "metrics.csv")
 
 
+@pytest.mark.slow
 def test_sigkill_between_checkpoints_resumes_without_losing_or_repeating_a_row(
     tmp_path: Path, reference
 ) -> None:
@@ -148,6 +150,7 @@ def test_sigkill_between_checkpoints_resumes_without_losing_or_repeating_a_row(
         (20, "train_epoch_end"),  # after the epoch's end: saved there
     ],
 )
+@pytest.mark.slow
 def test_sigterm_anywhere_resumes_to_the_same_result(
     step: int, hook: str, tmp_path: Path, reference
 ) -> None:
@@ -158,6 +161,7 @@ def test_sigterm_anywhere_resumes_to_the_same_result(
     assert_same_run(tmp_path, reference, results)
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_interrupted_and_resumes_from_the_last_checkpoint(
     tmp_path: Path, reference
 ) -> None:

@@ -51,6 +51,7 @@ def state(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path: Path) -> None:
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     train(compose([*FAST, *SMALL, *FULL_EVAL, "data.batch_size=16"]), single)

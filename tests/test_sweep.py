@@ -102,6 +102,7 @@ def _sweep_cmd(spec: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, str(ROOT / "sweep.py"), "run", str(spec), "--out", str(out), "--jobs", "2", "--no-report", *extra]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_runner_classifies_runs_and_resumes_only_what_did_not_end(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     spec = load_spec(FILES / "standin_grid.yaml")
@@ -128,6 +129,7 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie has exited
 
 
+@pytest.mark.slow
 def test_killed_runner_takes_its_runs_down_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     env = {**os.environ, "STANDIN_SLEEP": "0.2"}
@@ -164,6 +166,7 @@ def test_killed_runner_takes_its_runs_down_and_resumes(tmp_path: Path) -> None:
         assert final[e["key"]]["state"] in ("finished", "diverged", "failed")
 
 
+@pytest.mark.slow
 def test_hyperband_stops_a_run_that_trails_at_a_band(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("STANDIN_SLEEP", "0.15")
     monkeypatch.setattr("harness.sweep.runner.EARLY_STOP_EVERY_S", 0.1)
@@ -181,6 +184,7 @@ def test_hyperband_stops_a_run_that_trails_at_a_band(tmp_path: Path, monkeypatch
     assert len(rows) - 1 < 10
 
 
+@pytest.mark.slow
 def test_runner_stops_its_runs_on_sigterm(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     env = {**os.environ, "STANDIN_SLEEP": "1"}
