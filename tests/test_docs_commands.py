@@ -108,10 +108,8 @@ ALL = [c for name in SOURCES for c in doc_commands(name)] + help_commands()
 
 
 def check_overrides(overrides: list[str]):
-    try:  # the house refactor (issue 12) moves the composer; either home will do
-        from harness.config.compose import check_overrides as check
-    except ImportError:
-        from harness.cli import check_overrides as check
+    from harness.config.command import check_overrides as check
+
     return check(overrides)
 
 
