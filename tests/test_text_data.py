@@ -182,6 +182,44 @@ def test_token_cache_is_reused_until_a_source_changes(data_root: Path, tmp_path:
     assert len(builds) == 3  # other settings, other tensors
 
 
+def test_a_failed_token_cache_write_never_fails_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from datamodules import token_cache
+
+    source = tmp_path / "source.txt"
+    source.write_text("some text\n")
+    path = tmp_path / "cache" / "x.pt"
+    real_save = torch.save
+    # A full disk: torch.save raises RuntimeError ("file write failed"), not OSError.
+    monkeypatch.setattr(torch, "save", lambda obj, f: real_save(obj, "/dev/full"))
+    with caplog.at_level("WARNING", logger="datamodules.token_cache"):
+        assert token_cache.cached(path, [source], lambda: {"a": 1}) == {"a": 1}
+    assert "could not write the token cache" in caplog.text
+    assert list(path.parent.iterdir()) == []  # no half-written temporary file left to fill the disk
+    monkeypatch.setattr(torch, "save", real_save)
+    assert token_cache.cached(path, [source], lambda: {"a": 1}) == {"a": 1}
+    assert path.is_file()
+
+
+@pytest.mark.parametrize("damage", ["torn", "foreign"])
+def test_a_damaged_token_cache_file_is_rebuilt(tmp_path: Path, damage: str) -> None:
+    from datamodules import token_cache
+
+    source = tmp_path / "source.txt"
+    source.write_text("some text\n")
+    path = tmp_path / "x.pt"
+    token_cache.cached(path, [source], lambda: {"a": torch.arange(1000)})
+    if damage == "torn":  # a copy cut short, a disk error
+        path.write_bytes(path.read_bytes()[:300])
+    else:  # a readable file of another shape: another program's, an older format's
+        torch.save([1, 2, 3], path)
+    builds = []
+    data = token_cache.cached(path, [source], lambda: builds.append(1) or {"a": torch.arange(3)})
+    assert builds == [1] and torch.equal(data["a"], torch.arange(3))
+    assert torch.equal(torch.load(path, weights_only=True)["data"]["a"], torch.arange(3))
+
+
 def test_checksums_catch_a_corrupt_file(data_root: Path) -> None:
     with pytest.raises(DatasetError, match=r"stsa.binary.train is corrupt"):
         SST2(str(data_root), 4, download=False, verify=True).setup()
