@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torchvision.datasets import CIFAR10
-from torchvision.datasets.utils import calculate_md5
+from torchvision.datasets.utils import calculate_md5, check_integrity
 
 from datamodules.downloads import download_lock, reason
 from datamodules.errors import DatasetError
@@ -77,12 +77,15 @@ class CIFAR10DataModule(ImageDataModule):
         folder = self.root / FOLDER
         if not self.download:
             return
-        with download_lock(self.root):
+        with download_lock(self.root, folder):  # a failure leaves no empty folder
             if all((folder / name).exists() for name, _ in FILES):
                 return
             try:
                 CIFAR10(str(self.root), train=True, download=True)  # fetches and checks the archive
             except Exception as e:
+                archive = self.root / CIFAR10.filename
+                if not check_integrity(str(archive), CIFAR10.tgz_md5):
+                    archive.unlink(missing_ok=True)  # cut short: of no use to the next run
                 raise DatasetError(
                     f"could not download CIFAR-10 into {self.root}: {reason(e)}. Put the published "
                     f"{FOLDER}/ there (or set data.root / DATA_DIR to where it is); "

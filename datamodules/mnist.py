@@ -80,7 +80,7 @@ class MNISTDataModule(ImageDataModule):
         if not self.download:
             return
         try:
-            with download_lock(self.root):
+            with download_lock(self.root, self.raw_folder):  # a failure leaves no empty folder
                 for train in (True, False):
                     self.dataset_class(str(self.root), train=train, download=True)
         except Exception as e:

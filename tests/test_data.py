@@ -145,3 +145,17 @@ def test_a_failed_download_is_reported_in_one_line() -> None:
     )
     assert reason(error) == "<urlopen error timed out>"
     assert reason(OSError()) == "OSError"
+
+
+def test_a_failed_image_download_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torchvision.datasets import CIFAR10, MNIST
+
+    closed = "http://127.0.0.1:9"  # port 9 (discard): connection refused at once, no network
+    monkeypatch.setattr(MNIST, "mirrors", [f"{closed}/"])
+    monkeypatch.setattr(CIFAR10, "url", f"{closed}/cifar-10-python.tar.gz")
+    for cls in (MNISTDataModule, CIFAR10DataModule):
+        with pytest.raises(DatasetError, match="could not download"):
+            cls(str(tmp_path / "data"), download=True).prepare_data()
+        assert not (tmp_path / "data").exists(), cls  # no folder, no lock file

@@ -4,8 +4,14 @@ checksums catch corrupt files; the vocabulary travels with the datamodule's stat
 
 from __future__ import annotations
 
+import http.server
 import shutil
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -19,6 +25,7 @@ from datamodules.shakespeare import TinyShakespeare
 from datamodules.sst2 import SST2
 from datamodules.vocab import MASK, PAD, UNK, Vocabulary, basic_english, characters, whitespace
 from datamodules.wikitext2 import WikiText2
+from tests.conftest import ROOT
 
 OFF = {"download": False, "verify": False}  # fixture files: no network, not the published md5s
 
@@ -291,4 +298,137 @@ def test_download_fetches_the_published_files_and_checks_them(
 
     with pytest.raises(DatasetError, match=r"could not download SST-2 from http://127"):
         Tampered(str(tmp_path / "other"), 4).prepare_data()
-    assert not (tmp_path / "other" / "sst2" / "stsa.binary.train").exists()
+    assert not (tmp_path / "other").exists()  # no file, no empty folder, no lock file left behind
+    assert sorted(p.name for p in (tmp_path / "root").iterdir()) == ["sst2"]  # no lock file
+
+
+class Stalling(http.server.BaseHTTPRequestHandler):
+    """Serves `payload` at any path, counting requests; while `stall` is set it sends the
+    headers and half the bytes, then waits until `release` is set (a connection that hangs)."""
+
+    payload = b""
+    stall = threading.Event()
+    release = threading.Event()
+    half_sent = threading.Event()
+    requests: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.payload)))
+            self.end_headers()
+            half = len(self.payload) // 2
+            self.wfile.write(self.payload[:half])
+            self.wfile.flush()
+            if self.stall.is_set():
+                self.half_sent.set()
+                self.release.wait(60)
+                return
+            time.sleep(0.05)  # slow enough that downloads not kept apart would overlap
+            self.wfile.write(self.payload[half:])
+        except OSError:
+            pass  # the client was killed
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def stalling_server():
+    Stalling.payload = torch.randint(0, 256, (300_000,), generator=torch.Generator().manual_seed(0))
+    Stalling.payload = bytes(Stalling.payload.to(torch.uint8).tolist())
+    Stalling.requests.clear()
+    for event in (Stalling.stall, Stalling.release, Stalling.half_sent):
+        event.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    Stalling.release.set()
+    server.shutdown()
+
+
+def _remote(url: str):
+    import hashlib
+
+    from datamodules.downloads import RemoteFile
+
+    return RemoteFile("corpus.txt", f"{url}/corpus.txt", hashlib.md5(Stalling.payload).hexdigest())
+
+
+def test_a_download_killed_midway_is_fetched_again(tmp_path: Path, stalling_server: str) -> None:
+    from datamodules.downloads import fetch
+
+    folder = tmp_path / "data" / "corpus"
+    Stalling.stall.set()
+    script = (
+        "import sys; from pathlib import Path; from datamodules.downloads import RemoteFile, fetch; "
+        "fetch(Path(sys.argv[1]), [RemoteFile(*sys.argv[2:])], 'corpus')"
+    )
+    remote = _remote(stalling_server)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(folder), remote.name, remote.url, remote.md5], cwd=ROOT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.stat().st_size > 0 for p in folder.glob("*") if p.is_file()):
+            assert child.poll() is None and time.monotonic() < deadline, "no partial file written"
+            time.sleep(0.05)
+    finally:
+        child.kill()  # SIGKILL mid-download: no handler runs
+        child.wait()
+    Stalling.stall.clear()
+    Stalling.release.set()
+    fetch(folder, [remote], "corpus")  # the next run
+    assert (folder / "corpus.txt").read_bytes() == Stalling.payload
+    assert sorted(p.name for p in folder.iterdir()) == ["corpus.txt"]  # no partial file left
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["corpus"]  # no lock file left
+
+
+def test_runs_that_start_together_download_once(tmp_path: Path, stalling_server: str) -> None:
+    from datamodules.downloads import fetch
+
+    folder = tmp_path / "data" / "corpus"
+    remote = _remote(stalling_server)
+    errors = []
+
+    def run() -> None:
+        try:
+            fetch(folder, [remote], "corpus")
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    # torchvision opens a URL once to follow redirects, then downloads it: one download in all
+    assert len(Stalling.requests) == 2
+    assert (folder / "corpus.txt").read_bytes() == Stalling.payload
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["corpus"]
+
+
+def test_the_download_lock_admits_one_holder_and_leaves_no_file(tmp_path: Path) -> None:
+    from datamodules.downloads import download_lock
+
+    inside, overlaps = [], []
+    root = tmp_path / "data"
+    root.mkdir()
+
+    def hold() -> None:
+        for _ in range(20):
+            with download_lock(root):
+                overlaps.append(len(inside))
+                inside.append(1)
+                time.sleep(0.001)  # others open the lock file meanwhile, then find it unlinked
+                inside.pop()
+
+    threads = [threading.Thread(target=hold) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(overlaps) == 120 and set(overlaps) == {0}
+    assert list(root.iterdir()) == []  # the last holder removed the lock file
