@@ -21,11 +21,34 @@ FOLDER = "cifar-10-batches-py"
 FILES = [(name, md5) for name, md5 in CIFAR10.train_list + CIFAR10.test_list]
 
 
+# What the batches refer to by name: numpy's array reconstruction (numpy 1 and 2 module names) and
+# the codec protocol 2 writes bytes with. Anything else (os.system, ...) could run code: refused.
+ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """Loads dicts, lists, strings, numbers and numpy arrays; refuses every other global."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: a CIFAR-10 batch holds only numpy arrays, "
+                "lists and strings (unpickling anything else could run code)"
+            )
+        return super().find_class(module, name)
+
+
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickle batch -> images uint8 (N, 3, 32, 32), labels int64 (N,)."""
     try:
         with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
+            entry = BatchUnpickler(f, encoding="latin1").load()
         images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
     except Exception as e:  # a truncated or foreign file fails in many ways

@@ -50,6 +50,49 @@ def test_cifar10_checksums_catch_a_corrupt_file(data_root: Path, tmp_path: Path)
         ).setup()  # fixtures differ from the md5s
 
 
+class _RunsCode:
+    """A pickle that runs a command when loaded."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (self.command,)
+
+
+def test_a_cifar10_batch_that_would_run_code_is_refused(data_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "copy" / "cifar-10-batches-py"
+    shutil.copytree(data_root / "cifar-10-batches-py", folder)
+    marker = tmp_path / "ran"
+    entry = {"data": _RunsCode(f"touch {marker}"), "labels": [0]}
+    (folder / "data_batch_2").write_bytes(pickle.dumps(entry, protocol=2))
+    dm = CIFAR10DataModule(str(folder.parent), download=False, val_size=20, verify=False)
+    with pytest.raises(DatasetError) as error:
+        dm.setup()
+    message = str(error.value)
+    assert "\n" not in message and str(folder / "data_batch_2") in message
+    assert "system" in message  # what it asked for
+    assert not marker.exists()  # and nothing ran
+
+
+def test_cifar10_batches_pickled_by_numpy_2_load(data_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "copy" / "cifar-10-batches-py"
+    shutil.copytree(data_root / "cifar-10-batches-py", folder)
+    for path in folder.iterdir():  # numpy 2 names its array module numpy._core
+        path.write_bytes(
+            path.read_bytes().replace(b"numpy.core.multiarray", b"numpy._core.multiarray")
+        )
+    dm = CIFAR10DataModule(str(folder.parent), download=False, val_size=20, verify=False)
+    dm.setup()
+    assert dm.splits["test"][0].shape == (20, 3, 32, 32)
+
+
 def test_missing_data_with_downloads_off_says_where_and_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"not found.*data.download=false.*data.root"):
         CIFAR10DataModule(str(tmp_path), download=False).setup()
