@@ -54,6 +54,13 @@ def _remove_empty(folders: Sequence[Path]) -> None:
             folder.rmdir()
 
 
+def _open_lock(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:  # another account's lock file: flock works on a read-only one too
+        return os.open(path, os.O_RDONLY)
+
+
 @contextmanager
 def download_lock(root: Path, *folders: Path) -> Iterator[None]:
     """Hold this while checking for and downloading files under root; the others wait, then find
@@ -78,11 +85,18 @@ def download_lock(root: Path, *folders: Path) -> Iterator[None]:
     path = root / ".download.lock"
     while True:
         made = sorted({*made, *_missing(root)}, key=lambda p: -len(p.parts))
-        root.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:  # the holder before us removed root after a failed download
-            continue
+            root.mkdir(parents=True, exist_ok=True)
+            fd = _open_lock(path)
+        except FileNotFoundError:
+            if root.is_dir():
+                raise DatasetError(f"cannot create the download lock {path}") from None
+            continue  # the holder before us removed root after a failed download
+        except OSError as e:
+            raise DatasetError(
+                f"cannot download into {root} ({e.strerror}): set data.root (or DATA_DIR) to a "
+                "writable folder, or put the dataset's files there"
+            ) from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # waits for the holder
             if os.path.samestat(os.fstat(fd), os.stat(path)):
@@ -99,7 +113,8 @@ def download_lock(root: Path, *folders: Path) -> Iterator[None]:
     finally:
         try:  # all under the lock, so that no other holder sees a folder vanish
             _remove_empty(created)
-            path.unlink(missing_ok=True)
+            with suppress(OSError):  # a folder others may write to but not delete from
+                path.unlink(missing_ok=True)
             _remove_empty(made)
         finally:
             os.close(fd)  # unlocks
@@ -107,6 +122,8 @@ def download_lock(root: Path, *folders: Path) -> Iterator[None]:
 
 def fetch(folder: Path, files: Sequence[RemoteFile], dataset: str) -> None:
     """Download the files that are not in `folder` yet (torchvision checks each download's md5)."""
+    if all((folder / f.name).exists() for f in files):
+        return  # only read: a shared, read-only data folder works (only whole files get a name)
     with download_lock(folder.parent, folder):
         _fetch(folder, files, dataset)
 

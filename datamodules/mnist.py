@@ -77,8 +77,8 @@ class MNISTDataModule(ImageDataModule):
         return self.root / self.dataset_class.__name__ / "raw"
 
     def prepare_data(self) -> None:
-        if not self.download:
-            return
+        if not self.download or all((self.raw_folder / f).is_file() for f in IDX_FILES):
+            return  # only read: a shared, read-only data folder works
         try:
             with download_lock(self.root, self.raw_folder):  # a failure leaves no empty folder
                 for train in (True, False):

@@ -202,3 +202,18 @@ def test_a_failed_image_download_leaves_nothing_behind(
         with pytest.raises(DatasetError, match="could not download"):
             cls(str(tmp_path / "data"), download=True).prepare_data()
         assert not (tmp_path / "data").exists(), cls  # no folder, no lock file
+
+
+@pytest.mark.parametrize("cls", [MNISTDataModule, CIFAR10DataModule])
+def test_image_data_holding_every_file_takes_no_download_lock(
+    cls, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datamodules.cifar10
+    import datamodules.mnist
+
+    def no_lock(*args):  # a shared, read-only data folder: no lock file can be made there
+        raise AssertionError("took the download lock with every file present")
+
+    for module in (datamodules.cifar10, datamodules.mnist):
+        monkeypatch.setattr(module, "download_lock", no_lock)
+    cls(str(data_root), download=True, verify=False).prepare_data()

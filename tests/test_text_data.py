@@ -432,3 +432,15 @@ def test_the_download_lock_admits_one_holder_and_leaves_no_file(tmp_path: Path) 
         t.join()
     assert len(overlaps) == 120 and set(overlaps) == {0}
     assert list(root.iterdir()) == []  # the last holder removed the lock file
+
+
+def test_a_data_folder_holding_every_file_is_only_read(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datamodules import downloads
+
+    def no_lock(*args):  # a shared, read-only data folder: no lock file can be made there
+        raise AssertionError("took the download lock with every file present")
+
+    monkeypatch.setattr(downloads, "download_lock", no_lock)
+    SST2(str(data_root), 4, download=True, verify=False).prepare_data()
