@@ -5,6 +5,7 @@ train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-l
 
 from __future__ import annotations
 
+import logging
 import math
 import struct
 from pathlib import Path
@@ -16,6 +17,7 @@ from datamodules.downloads import download_lock, reason
 from datamodules.errors import DatasetError
 from datamodules.image import ImageDataModule, Splits, split_off
 
+log = logging.getLogger(__name__)
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # fmt: skip
 
@@ -35,6 +37,15 @@ def check_idx(path: Path) -> tuple[int, ...]:
             f"{actual}. Delete it and run again to download it afresh."
         )
     return dims
+
+
+def whole(path: Path) -> bool:
+    """path is an idx file holding all the bytes its header describes."""
+    try:
+        check_idx(path)
+    except (DatasetError, OSError):
+        return False
+    return True
 
 
 class MNISTDataModule(ImageDataModule):
@@ -77,10 +88,17 @@ class MNISTDataModule(ImageDataModule):
         return self.root / self.dataset_class.__name__ / "raw"
 
     def prepare_data(self) -> None:
-        if not self.download or all((self.raw_folder / f).is_file() for f in IDX_FILES):
+        if not self.download or all(whole(self.raw_folder / f) for f in IDX_FILES):
             return  # only read: a shared, read-only data folder works
         try:
             with download_lock(self.root, self.raw_folder):  # a failure leaves no empty folder
+                for f in IDX_FILES:
+                    path = self.raw_folder / f
+                    if path.exists() and not whole(path):  # torchvision extracts in place
+                        log.warning(
+                            "%s is cut short (a kill mid-extraction?): extracting it again", path
+                        )
+                        path.unlink()
                 for train in (True, False):
                     self.dataset_class(str(self.root), train=train, download=True)
         except Exception as e:

@@ -16,7 +16,7 @@ from datamodules.cifar10 import CIFAR10DataModule
 from datamodules.digits import DigitsDataModule
 from datamodules.errors import DatasetError
 from datamodules.image import split_off
-from datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
+from datamodules.mnist import IDX_FILES, FashionMNISTDataModule, MNISTDataModule
 from datamodules.tensor_loader import TensorLoader
 
 
@@ -217,3 +217,27 @@ def test_image_data_holding_every_file_takes_no_download_lock(
     for module in (datamodules.cifar10, datamodules.mnist):
         monkeypatch.setattr(module, "download_lock", no_lock)
     cls(str(data_root), download=True, verify=False).prepare_data()
+
+
+def test_an_mnist_file_cut_short_by_a_kill_mid_extraction_is_extracted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+    import hashlib
+
+    from tests.fixtures import write_mnist
+
+    raw = write_mnist(tmp_path / "data") / "MNIST" / "raw"
+    resources = []
+    for name in IDX_FILES:
+        archive = gzip.compress((raw / name).read_bytes())
+        (raw / f"{name}.gz").write_bytes(archive)  # kept beside the idx files after a download
+        resources.append((f"{name}.gz", hashlib.md5(archive).hexdigest()))
+    monkeypatch.setattr(MNISTDataModule.dataset_class, "resources", resources)
+    monkeypatch.setattr(MNISTDataModule.dataset_class, "mirrors", ["http://127.0.0.1:9/"])
+    whole = (raw / "train-images-idx3-ubyte").read_bytes()
+    (raw / "train-images-idx3-ubyte").write_bytes(whole[:1000])  # the kill came mid-write
+    dm = MNISTDataModule(str(tmp_path / "data"), download=True, val_size=20)
+    dm.prepare_data()
+    assert (raw / "train-images-idx3-ubyte").read_bytes() == whole
+    dm.setup()
