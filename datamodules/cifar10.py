@@ -4,13 +4,14 @@ the python-pickle batches data_batch_1..5 and test_batch (10,000 images each, ro
 
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets import CIFAR10
-from torchvision.datasets.utils import calculate_md5, check_integrity
+from torchvision.datasets import CIFAR10, utils
 
 from datamodules.downloads import download_lock, reason
 from datamodules.errors import DatasetError
@@ -60,6 +61,20 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def extract(archive: Path, folder: Path) -> None:
+    """The archive's batch files into folder, each under its name only once whole: extracted
+    beside it first (tar writes in place, so a kill would leave a file cut short), then renamed."""
+    tmp = folder.with_name(f".{folder.name}.extracting")
+    shutil.rmtree(tmp, ignore_errors=True)  # a killed run's
+    try:
+        utils.extract_archive(str(archive), str(tmp))
+        folder.mkdir(exist_ok=True)
+        for path in (tmp / FOLDER).iterdir():
+            os.replace(path, folder / path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class CIFAR10DataModule(ImageDataModule):
     mean = (0.4914, 0.4822, 0.4465)
     std = (0.2470, 0.2435, 0.2616)
@@ -103,11 +118,12 @@ class CIFAR10DataModule(ImageDataModule):
         with download_lock(self.root, folder):  # a failure leaves no empty folder
             if all((folder / name).exists() for name, _ in FILES):
                 return
+            archive = self.root / CIFAR10.filename
             try:
-                CIFAR10(str(self.root), train=True, download=True)  # fetches and checks the archive
+                utils.download_url(CIFAR10.url, str(self.root), CIFAR10.filename, CIFAR10.tgz_md5)
+                extract(archive, folder)
             except Exception as e:
-                archive = self.root / CIFAR10.filename
-                if not check_integrity(str(archive), CIFAR10.tgz_md5):
+                if not utils.check_integrity(str(archive), CIFAR10.tgz_md5):
                     archive.unlink(missing_ok=True)  # cut short: of no use to the next run
                 raise DatasetError(
                     f"could not download CIFAR-10 into {self.root}: {reason(e)}. Put the published "
@@ -126,7 +142,7 @@ class CIFAR10DataModule(ImageDataModule):
             )
         if self.verify:
             for name, md5 in FILES:
-                if calculate_md5(str(folder / name)) != md5:
+                if utils.calculate_md5(str(folder / name)) != md5:
                     raise DatasetError(
                         f"{folder / name} is corrupt (md5 differs from the published file): "
                         "delete it and run again to download it afresh."

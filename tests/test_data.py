@@ -241,3 +241,39 @@ def test_an_mnist_file_cut_short_by_a_kill_mid_extraction_is_extracted_again(
     dm.prepare_data()
     assert (raw / "train-images-idx3-ubyte").read_bytes() == whole
     dm.setup()
+
+
+def test_a_cifar10_extraction_killed_midway_is_done_again(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import tarfile
+
+    from torchvision.datasets import CIFAR10, utils
+
+    root = tmp_path / "data"
+    root.mkdir()
+    archive = root / CIFAR10.filename  # the published archive, as a finished download keeps it
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ["batches.meta", *(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+            tar.add(data_root / "cifar-10-batches-py" / name, f"cifar-10-batches-py/{name}")
+    monkeypatch.setattr(CIFAR10, "tgz_md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    real_extract = utils.extract_archive
+
+    def killed(from_path, to_path=None, *args, **kwargs):
+        """Extracts all but half of the last file, then the process dies."""
+        real_extract(from_path, to_path, *args, **kwargs)
+        last = Path(to_path or Path(from_path).parent) / "cifar-10-batches-py" / "test_batch"
+        last.write_bytes(last.read_bytes()[:1000])
+        raise KeyboardInterrupt  # not an Exception: no handler of ours runs, as for SIGKILL
+
+    monkeypatch.setattr(utils, "extract_archive", killed)
+    dm = CIFAR10DataModule(str(root), download=True, val_size=20, verify=False)
+    with pytest.raises(KeyboardInterrupt):
+        dm.prepare_data()
+    monkeypatch.setattr(utils, "extract_archive", real_extract)
+    dm.prepare_data()  # the next run
+    dm.setup()
+    assert dm.splits["test"][0].shape == (20, 3, 32, 32)
+    assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-py", CIFAR10.filename]
