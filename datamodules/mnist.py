@@ -5,6 +5,7 @@ train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-l
 
 from __future__ import annotations
 
+import logging
 import math
 import struct
 from pathlib import Path
@@ -17,6 +18,7 @@ from datamodules.errors import DatasetError
 from datamodules.image import ImageDataModule, Splits, split_off
 from harness.numbers import is_int
 
+log = logging.getLogger(__name__)
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # fmt: skip
 
@@ -36,6 +38,15 @@ def check_idx(path: Path) -> tuple[int, ...]:
             f"{actual}. Delete it and run again to download it afresh."
         )
     return dims
+
+
+def whole(path: Path) -> bool:
+    """path is an idx file holding all the bytes its header describes."""
+    try:
+        check_idx(path)
+    except (DatasetError, OSError):
+        return False
+    return True
 
 
 class MNISTDataModule(ImageDataModule):
@@ -78,10 +89,17 @@ class MNISTDataModule(ImageDataModule):
         return self.root / self.dataset_class.__name__ / "raw"
 
     def prepare_data(self) -> None:
-        if not self.download:
-            return
+        if not self.download or all(whole(self.raw_folder / f) for f in IDX_FILES):
+            return  # only read: a shared, read-only data folder works
         try:
-            with download_lock(self.root):
+            with download_lock(self.root, self.raw_folder):  # a failure leaves no empty folder
+                for f in IDX_FILES:
+                    path = self.raw_folder / f
+                    if path.exists() and not whole(path):  # torchvision extracts in place
+                        log.warning(
+                            "%s is cut short (a kill mid-extraction?): extracting it again", path
+                        )
+                        path.unlink()
                 for train in (True, False):
                     self.dataset_class(str(self.root), train=train, download=True)
         except Exception as e:

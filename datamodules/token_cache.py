@@ -8,6 +8,7 @@ with weights_only=True: tensors, lists and strings only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -38,18 +39,25 @@ def cached(path: Path | None, sources: Sequence[Path], build: Callable[[], Any])
     if path is not None and path.is_file():
         try:
             stored = torch.load(path, weights_only=True)
-        except Exception as e:  # a truncated or foreign file: rebuild it
-            log.warning("ignoring unreadable cache file %s (%s)", path, e)
-        else:
-            if stored.get("sources") == state:
+            if isinstance(stored, dict) and stored.get("sources") == state:
                 return stored["data"]
+        except Exception as e:  # a torn, truncated or foreign file: rebuild it
+            log.warning("ignoring unreadable cache file %s (%s)", path, e)
     data = build()
     if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            torch.save({"sources": state, "data": data}, tmp)
-            os.replace(tmp, path)  # atomic: a concurrent run reads the old file or the new one
-        except OSError as e:
-            log.warning("could not write the token cache %s (%s)", path, e)
+        store(path, {"sources": state, "data": data})
     return data
+
+
+def store(path: Path, value: Any) -> None:
+    """Write `value` to `path` whole or not at all; any failure is only a warning (the cache is an
+    optimisation). torch.save reports a full disk as RuntimeError, not OSError."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(value, tmp)
+        os.replace(tmp, path)  # atomic: a concurrent run reads the old file or the new one
+    except Exception as e:
+        log.warning("could not write the token cache %s (%s)", path, e)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # a partial file would only fill the disk further

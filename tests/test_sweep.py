@@ -121,6 +121,37 @@ def test_runner_classifies_runs_and_resumes_only_what_did_not_end(tmp_path: Path
         Runner(spec, out, extra=["trainer.max_epochs=3"])
 
 
+def test_a_record_after_a_torn_last_line_of_the_ledger_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    Ledger(path).record("a", state="finished")
+    with open(path, "a") as f:
+        f.write('{"key": "b", "state": "runn')  # the runner was killed mid-append
+    ledger = Ledger(path)
+    assert set(ledger.entries) == {"a"}  # the torn line is skipped
+    ledger.record("c", state="running")
+    assert Ledger(path).entries["c"]["state"] == "running"  # started on a line of its own
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and lines[1] == '{"key": "b", "state": "runn'  # left as it was
+
+
+def test_ledger_appends_survive_short_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.sweep import ledger as ledger_module
+
+    real_write = os.write
+    calls = []
+
+    def short_write(fd: int, data: bytes) -> int:  # the kernel may write fewer bytes than asked
+        calls.append(len(data))
+        return real_write(fd, data[:7])
+
+    monkeypatch.setattr(ledger_module.os, "write", short_write)
+    Ledger(tmp_path / "ledger.jsonl").record("a", state="finished", exit_code=0)
+    assert len(calls) > 1
+    assert Ledger(tmp_path / "ledger.jsonl").entries["a"]["exit_code"] == 0
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
