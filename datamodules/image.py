@@ -59,12 +59,21 @@ def labelled_subset(
     largest remainder so that the shares add up to that total exactly.
     """
     total = round(fraction * len(labels))
-    classes, counts = labels.unique(return_counts=True)
+    classes = labels.unique()
     if total < len(classes):
         raise ValueError(
             f"data.label_fraction={fraction} keeps {total} of {len(labels)} training images, fewer "
             f"than the {len(classes)} classes (use a fraction of at least {len(classes) / len(labels):.4g})"
         )
+    index = stratified_index(labels, fraction, seed)
+    return images[index], labels[index]
+
+
+def stratified_index(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """The sorted indices of a seeded, class-stratified `fraction` of `labels`: round(fraction *
+    N) in all, each class giving fraction * (its count), rounded by largest remainder."""
+    total = round(fraction * len(labels))
+    classes, counts = labels.unique(return_counts=True)
     quota = fraction * counts.double()
     share = quota.floor().long()
     extra = total - int(share.sum())  # 0 <= extra < number of classes
@@ -74,8 +83,7 @@ def labelled_subset(
         torch.nonzero(labels == c).flatten()[torch.randperm(int(n), generator=g)[:k]]
         for c, n, k in zip(classes.tolist(), counts.tolist(), share.tolist(), strict=True)
     ]
-    index = torch.cat(keep).sort().values
-    return images[index], labels[index]
+    return torch.cat(keep).sort().values
 
 
 class PILImages(Dataset):

@@ -1,0 +1,54 @@
+"""Every model that fits trains a few steps on each data option made from one's own files
+(text_files, text_corpus, image_folder), logs its metrics and tests; bad files stop train.py with
+one line and exit status 2."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.run import train
+from tests.conftest import FAST, compose
+from tests.own_files import NAMES, write_labelled_splits
+from tests.test_text_training import SMALL
+from tests.test_training import train_losses
+
+
+@pytest.fixture(scope="session")
+def own_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("own")
+    write_labelled_splits(root / "texts", "tsv")
+    return root
+
+
+def text_files(root: Path, *extra: str) -> list[str]:
+    t = root / "texts"
+    return ["data=text_files", f"data.train={t / 'train.tsv'}", f"data.test={t / 'test.tsv'}",
+            "data.cache_dir=null", "data.batch_size=4", *extra]  # fmt: skip
+
+
+def run(tmp_path: Path, overrides: list[str]) -> tuple[dict, list[float]]:
+    results = train(compose([*FAST, *overrides]), tmp_path)
+    return results, train_losses(tmp_path)
+
+
+@pytest.mark.parametrize("model", ["gru", "lstm", "textcnn", "transformer"])
+def test_every_text_classifier_trains_on_text_files(
+    model: str, own_data: Path, tmp_path: Path
+) -> None:
+    results, losses = run(tmp_path, [*text_files(own_data), f"model={model}", *SMALL[model]])
+    assert results["status"] == "finished"
+    assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
+    for key in ("val/acc", "val/f1", "test/acc", "test/auroc"):
+        assert key in results, key
+    # What evaluating the checkpoint later needs: the vocabulary and the class names.
+    state = datamodule_state(tmp_path / "checkpoints" / "best.ckpt", "TextFiles")
+    assert state["class_names"] == NAMES and state["vocab"][:2] == ["<pad>", "<unk>"]
+
+
+def datamodule_state(path: Path, name: str) -> dict:
+    """What the datamodule saved in a checkpoint (Lightning files it under the class's name)."""
+    return torch.load(path, weights_only=True)[name]  # plain values only
