@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from datamodules.errors import DatasetError
 
@@ -54,3 +56,25 @@ def lines(text: str) -> list[str]:
 def content_digest(paths: list[Path]) -> list[str]:
     """SHA-256 of each file's bytes (what keys the token cache: the content, not the name)."""
     return [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+
+
+def given(paths: dict[str, str | None]) -> dict[str, Path]:
+    """Split name -> its file, for the splits given (data.train=PATH ...); each must exist."""
+    return {split: existing(p, f"data.{split}") for split, p in paths.items() if p is not None}
+
+
+def built_once(
+    paths: dict[str, str | None],
+    cache_dir: str | None,
+    name: str,
+    settings: dict[str, Any],
+    build: Callable[[], dict[str, Any]],
+) -> dict[str, Any]:
+    """build()'s tensors, from the token cache when these files' content was read before with
+    these settings (cache_dir None: always built)."""
+    from datamodules.token_cache import cached, content_cache_file
+
+    files = given(paths)
+    key = {**settings, "splits": list(files)}  # which file plays which part
+    cache = content_cache_file(cache_dir, name, list(files.values()), key) if cache_dir else None
+    return cached(cache, [], build)

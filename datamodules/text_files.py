@@ -20,11 +20,10 @@ from typing import Any
 import torch
 
 from datamodules.errors import DatasetError
-from datamodules.files import check_encoding, existing, read_text
+from datamodules.files import built_once, check_encoding, read_text
 from datamodules.image import stratified_index
 from datamodules.labelled_files import FORMATS, file_format, read_records
 from datamodules.text_classification import TextClassificationDataModule, Texts
-from datamodules.token_cache import cached, content_cache_file
 from datamodules.vocab import basic_english, whitespace
 
 TOKENIZERS = {"whitespace": whitespace, "words": basic_english}
@@ -116,12 +115,9 @@ class TextFiles(TextClassificationDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
             return
-        paths = {s: existing(p, f"data.{s}") for s, p in self.paths.items() if p is not None}
-        settings = {**self.settings(), "splits": list(paths)}
-        cache = self.cache_dir and content_cache_file(
-            self.cache_dir, type(self).__name__, list(paths.values()), settings
+        data = built_once(
+            self.paths, self.cache_dir, type(self).__name__, self.settings(), self.build
         )
-        data = cached(cache or None, [], self.build)
         self._adopt(data["vocab"])
         self._adopt_classes(data["class_names"])
         self.splits = {name: tuple(tensors) for name, tensors in data["splits"].items()}

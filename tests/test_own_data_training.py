@@ -12,7 +12,7 @@ import torch
 
 from harness.run import train
 from tests.conftest import FAST, compose
-from tests.own_files import NAMES, write_labelled_splits
+from tests.own_files import NAMES, write_corpus, write_labelled_splits
 from tests.test_text_training import SMALL
 from tests.test_training import train_losses
 
@@ -21,6 +21,7 @@ from tests.test_training import train_losses
 def own_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("own")
     write_labelled_splits(root / "texts", "tsv")
+    write_corpus(root / "corpus")
     return root
 
 
@@ -28,6 +29,12 @@ def text_files(root: Path, *extra: str) -> list[str]:
     t = root / "texts"
     return ["data=text_files", f"data.train={t / 'train.tsv'}", f"data.test={t / 'test.tsv'}",
             "data.cache_dir=null", "data.batch_size=4", *extra]  # fmt: skip
+
+
+def text_corpus(root: Path, *extra: str) -> list[str]:
+    c = root / "corpus"
+    return ["data=text_corpus", f"data.train={c / 'train.txt'}", f"data.test={c / 'test.txt'}",
+            "data.cache_dir=null", "data.batch_size=4", "data.block_size=16", *extra]  # fmt: skip
 
 
 def run(tmp_path: Path, overrides: list[str]) -> tuple[dict, list[float]]:
@@ -52,3 +59,22 @@ def test_every_text_classifier_trains_on_text_files(
 def datamodule_state(path: Path, name: str) -> dict:
     """What the datamodule saved in a checkpoint (Lightning files it under the class's name)."""
     return torch.load(path, weights_only=True)[name]  # plain values only
+
+
+CORPUS_RUNS = [("gpt", "lm", "char"), ("gru", "lm", "word"), ("lstm", "lm", "char"),
+               ("transformer", "mlm", "word")]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model", "task", "level"), CORPUS_RUNS, ids=["-".join(r) for r in CORPUS_RUNS]
+)
+def test_every_language_model_trains_on_text_corpus(
+    model: str, task: str, level: str, own_data: Path, tmp_path: Path
+) -> None:
+    overrides = [*text_corpus(own_data, f"data.level={level}"), f"model={model}", f"task={task}"]
+    results, losses = run(tmp_path, [*overrides, *SMALL[model]])
+    assert results["status"] == "finished"
+    assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
+    assert "val/loss" in results and "test/loss" in results
+    assert ("val/bpc" in results) == (level == "char" and task == "lm")
+    assert datamodule_state(tmp_path / "checkpoints" / "best.ckpt", "TextCorpus")["vocab"]
