@@ -86,6 +86,21 @@ def stratified_index(labels: torch.Tensor, fraction: float, seed: int) -> torch.
     return torch.cat(keep).sort().values
 
 
+def held_out_count(val_size: int | float, total: int) -> int:
+    """data.val_size as a number of examples: a count (int >= 1) or a fraction in (0, 1)."""
+    return val_size if isinstance(val_size, int) else round(val_size * total)
+
+
+def check_val_size(val_size: object) -> None:
+    is_count = isinstance(val_size, int) and not isinstance(val_size, bool) and val_size >= 1
+    is_fraction = isinstance(val_size, float) and 0 < val_size < 1
+    if not (is_count or is_fraction):
+        raise ValueError(
+            "data.val_size must be a number of examples (an integer >= 1) or a fraction of the "
+            f"training split in (0, 1), got {val_size!r}"
+        )
+
+
 class PILImages(Dataset):
     """A split as torchvision's own datasets give it: one PIL image at a time through per-image
     transforms (what loader="dataloader" feeds a torch DataLoader)."""

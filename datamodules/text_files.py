@@ -21,7 +21,7 @@ import torch
 
 from datamodules.errors import DatasetError
 from datamodules.files import built_once, check_encoding, read_text
-from datamodules.image import stratified_index
+from datamodules.image import check_val_size, held_out_count, stratified_index
 from datamodules.labelled_files import FORMATS, file_format, read_records
 from datamodules.text_classification import TextClassificationDataModule, Texts
 from datamodules.vocab import basic_english, whitespace
@@ -39,21 +39,6 @@ def class_order(labels: set[str]) -> list[str]:
     if all(_INT.fullmatch(x) for x in labels):
         return sorted(labels, key=int)
     return sorted(labels)
-
-
-def held_out_count(val_size: int | float, total: int) -> int:
-    """data.val_size as a number of examples: a count (int >= 1) or a fraction in (0, 1)."""
-    return val_size if isinstance(val_size, int) else round(val_size * total)
-
-
-def check_val_size(val_size: object) -> None:
-    is_count = isinstance(val_size, int) and not isinstance(val_size, bool) and val_size >= 1
-    is_fraction = isinstance(val_size, float) and 0 < val_size < 1
-    if not (is_count or is_fraction):
-        raise ValueError(
-            "data.val_size must be a number of examples (an integer >= 1) or a fraction of the "
-            f"training file in (0, 1), got {val_size!r}"
-        )
 
 
 class TextFiles(TextClassificationDataModule):

@@ -57,6 +57,7 @@ PARTNERS = {
     },
     ("data", "text_files"): ["model=gru", "data.train=train.csv", "data.test=test.csv"],
     ("data", "text_corpus"): ["model=gru", "data.train=book.txt"],
+    ("data", "image_folder"): ["model=cnn", "data.root=images"],
     ("task", "lm"): ["data=ptb", "model=gpt"],
     ("task", "mlm"): ["data=ptb", "model=transformer"],
 }

@@ -12,9 +12,9 @@ import torch
 
 from harness.run import train
 from tests.conftest import FAST, compose
-from tests.own_files import NAMES, write_corpus, write_labelled_splits
+from tests.own_files import NAMES, write_corpus, write_image_folder, write_labelled_splits
 from tests.test_text_training import SMALL
-from tests.test_training import train_losses
+from tests.test_training import SMALL_RESNET, train_losses
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +22,7 @@ def own_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("own")
     write_labelled_splits(root / "texts", "tsv")
     write_corpus(root / "corpus")
+    write_image_folder(root / "images", sizes=(16, 12), mode="RGB")  # two sizes: data.size
     return root
 
 
@@ -78,3 +79,20 @@ def test_every_language_model_trains_on_text_corpus(
     assert "val/loss" in results and "test/loss" in results
     assert ("val/bpc" in results) == (level == "char" and task == "lm")
     assert datamodule_state(tmp_path / "checkpoints" / "best.ckpt", "TextCorpus")["vocab"]
+
+
+@pytest.mark.parametrize("model", ["cnn", "mlp", "resnet"])
+def test_every_image_classifier_trains_on_image_folder(
+    model: str, own_data: Path, tmp_path: Path
+) -> None:
+    extra = SMALL_RESNET if model == "resnet" else []
+    results, losses = run(tmp_path, ["data=image_folder", f"data.root={own_data / 'images'}",
+                                     "data.size=16", "data.batch_size=8", "data.augment=true",
+                                     f"model={model}", *extra])  # fmt: skip
+    assert results["status"] == "finished"
+    assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
+    for key in ("val/acc", "test/acc", "test/auroc"):
+        assert key in results, key
+    state = datamodule_state(tmp_path / "checkpoints" / "best.ckpt", "ImageFolderData")
+    assert state["class_names"] == ["circle", "cross", "square"] and state["size"] == 16
+    assert state["channels"] == 3 and len(state["mean"]) == 3
