@@ -13,6 +13,7 @@ import torch
 from harness.run import train
 from tests.conftest import FAST, compose
 from tests.own_files import NAMES, write_corpus, write_image_folder, write_labelled_splits
+from tests.test_bad_input import assert_clear_failure, run_cli
 from tests.test_text_training import SMALL
 from tests.test_training import SMALL_RESNET, train_losses
 
@@ -96,3 +97,46 @@ def test_every_image_classifier_trains_on_image_folder(
     state = datamodule_state(tmp_path / "checkpoints" / "best.ckpt", "ImageFolderData")
     assert state["class_names"] == ["circle", "cross", "square"] and state["size"] == 16
     assert state["channels"] == 3 and len(state["mean"]) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case", ["undecodable text", "unknown test label", "mixed image sizes", "empty corpus"]
+)
+def test_a_bad_file_stops_train_py_with_one_line(case: str, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    if case in ("undecodable text", "unknown test label"):
+        files = write_labelled_splits(tmp_path / "texts", "csv", splits=("train", "test"))
+        if case == "undecodable text":
+            files["test"].write_bytes(b"id,text,label\n0,fine film,pos\n1,caf\xe9 noir,neg\n")
+            expected = [f"{files['test']}:3: byte 0xe9 is not utf-8 (data.encoding=utf-8)"]
+        else:
+            files["test"].write_text("id,text,label\n0,fine film,pos\n1,buy now,spam\n")
+            expected = [f"{files['test']}:3: label 'spam' is not in the training file"]
+        args = [
+            "data=text_files",
+            f"data.train={files['train']}",
+            f"data.test={files['test']}",
+            "data.cache_dir=null",
+            "model=textcnn",
+        ]
+    elif case == "mixed image sizes":
+        root = write_image_folder(tmp_path / "images", sizes=(12, 14))
+        args, expected = (
+            ["data=image_folder", f"data.root={root}", "model=cnn"],
+            ["images differ in size", "set data.size=N"],
+        )
+    else:
+        (tmp_path / "book.txt").write_text("\n\n")
+        args, expected = (
+            [
+                "data=text_corpus",
+                f"data.train={tmp_path / 'book.txt'}",
+                "data.cache_dir=null",
+                "model=gpt",
+            ],
+            [f"{tmp_path / 'book.txt'}: the file is empty"],
+        )
+    out = run_cli(*args, "logger.wandb=null", f"hydra.run.dir={run_dir}")
+    assert_clear_failure(out, *expected)
+    assert not run_dir.exists()  # nothing half-written
