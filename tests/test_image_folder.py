@@ -95,6 +95,15 @@ def bad_folder(tmp_path: Path, case: str) -> tuple[Path, dict, str]:
     if case == "empty class":
         (root / "train" / "star").mkdir()
         return root, {}, f"{root / 'train' / 'star'}: no image files"
+    if case == "not square":
+        from PIL import Image
+
+        flat = tmp_path / "flat"
+        for split in ("train", "test"):
+            for name in ("a", "b"):
+                (flat / split / name).mkdir(parents=True)
+                Image.new("L", (12, 8)).save(flat / split / name / "0.png")
+        return flat, {}, "the images are 12x8, not square: set data.size=N"
     if case == "too big":
         return (
             root,
@@ -105,7 +114,7 @@ def bad_folder(tmp_path: Path, case: str) -> tuple[Path, dict, str]:
 
 
 @pytest.mark.parametrize("case", ["unreadable", "truncated", "mixed sizes", "unknown class",
-                                  "no test", "empty class", "too big"])  # fmt: skip
+                                  "no test", "empty class", "not square", "too big"])  # fmt: skip
 def test_a_bad_folder_is_one_error_naming_the_path(case: str, tmp_path: Path, monkeypatch) -> None:
     root, kwargs, message = bad_folder(tmp_path, case)
     decoded = []
@@ -117,3 +126,11 @@ def test_a_bad_folder_is_one_error_naming_the_path(case: str, tmp_path: Path, mo
     with pytest.raises(DatasetError) as error:
         folder_data(root, **kwargs)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_dataloader_path_gives_the_tensor_paths_batches(tmp_path: Path) -> None:
+    dm = folder_data(write_image_folder(tmp_path), loader="dataloader", num_workers=0)
+    x, y = next(iter(dm.test_dataloader()))  # PIL + torchvision transforms, one image at a time
+    tensor = folder_data(tmp_path)
+    tx, ty = next(iter(tensor.test_dataloader()))
+    assert torch.allclose(x, tx, atol=1e-5) and torch.equal(y, ty)
