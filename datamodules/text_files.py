@@ -9,7 +9,9 @@ lacks is an error. Without data.val, a seeded, class-stratified data.val_size ex
 or a fraction of the training file) are held out of the training file.
 
 Tokenised tensors are cached under data.cache_dir, keyed by the files' content and the settings;
-the vocabulary and the class names travel in every checkpoint (state_dict)."""
+the vocabulary and the class names travel in every checkpoint (state_dict). A datamodule given a
+checkpoint's state before setup("test" / "validate" / "predict") encodes the files it is given with
+them, without reading data.train: evaluation on other files."""
 
 from __future__ import annotations
 
@@ -20,10 +22,10 @@ from typing import Any
 import torch
 
 from datamodules.errors import DatasetError
-from datamodules.files import built_once, check_encoding, read_text
+from datamodules.files import built_once, check_encoding, given, read_text
 from datamodules.image import check_val_size, held_out_count, stratified_index
-from datamodules.labelled_files import FORMATS, file_format, read_records
-from datamodules.text_classification import TextClassificationDataModule, Texts
+from datamodules.labelled_files import FORMATS, Record, file_format, read_records
+from datamodules.text_classification import TextClassificationDataModule, Texts, padded
 from datamodules.vocab import basic_english, whitespace
 
 TOKENIZERS = {"whitespace": whitespace, "words": basic_english}
@@ -100,6 +102,9 @@ class TextFiles(TextClassificationDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
             return
+        if stage in ("validate", "test", "predict") and self.vocab is not None and self.class_names:
+            self.splits = self._evaluation_splits()  # a checkpoint's state came first
+            return
         data = built_once(
             self.paths, self.cache_dir, type(self).__name__, self.settings(), self.build
         )
@@ -113,7 +118,17 @@ class TextFiles(TextClassificationDataModule):
 
     def read(self) -> dict[str, Texts]:
         paths = {s: Path(p).expanduser() for s, p in self.paths.items() if p is not None}
-        records = {
+        records = self._records(paths)
+        names = class_order({canonical(label) for _, label, _ in records["train"]})
+        if len(names) < 2:
+            raise DatasetError(
+                f"{paths['train']}: every example has the label {names[0]!r}; a classifier needs two classes or more"
+            )
+        self._read_classes = names
+        return self._labelled(records, paths, names, f"the training file {paths['train']}")
+
+    def _records(self, paths: dict[str, Path]) -> dict[str, list[Record]]:
+        return {
             split: read_records(
                 path,
                 read_text(path, self.encoding),
@@ -123,11 +138,13 @@ class TextFiles(TextClassificationDataModule):
             )
             for split, path in paths.items()
         }
-        names = class_order({canonical(label) for _, label, _ in records["train"]})
-        if len(names) < 2:
-            raise DatasetError(
-                f"{paths['train']}: every example has the label {names[0]!r}; a classifier needs two classes or more"
-            )
+
+    @staticmethod
+    def _labelled(
+        records: dict[str, list[Record]], paths: dict[str, Path], names: list[str], whose: str
+    ) -> dict[str, Texts]:
+        """Split -> (texts, class indices); a label not among `names` (whose: where they came
+        from) is an error naming its file and line."""
         index = {name: i for i, name in enumerate(names)}
         texts: dict[str, Texts] = {}
         for split, rows in records.items():
@@ -135,12 +152,20 @@ class TextFiles(TextClassificationDataModule):
                 if canonical(label) not in index:
                     shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
                     raise DatasetError(
-                        f"{paths[split]}:{line}: label {label!r} is not in the training file "
-                        f"{paths['train']} (its labels: {shown})"
+                        f"{paths[split]}:{line}: label {label!r} is not in {whose} (its labels: {shown})"
                     )
             texts[split] = ([t for *_, t in rows], [index[canonical(lb)] for _, lb, _ in rows])
-        self._read_classes = names
         return texts
+
+    def _evaluation_splits(self) -> dict[str, tuple[torch.Tensor, ...]]:
+        """The validation and test files given, encoded with the vocabulary and classes of the
+        checkpoint loaded before (what evaluating on other files needs): data.train is not read."""
+        paths = given({s: self.paths[s] for s in ("val", "test")})
+        texts = self._labelled(
+            self._records(paths), paths, list(self.class_names), "the checkpoint's classes"
+        )
+        assert self.vocab is not None
+        return {s: tuple(padded(self.vocab, self.tokens(t), y)) for s, (t, y) in texts.items()}
 
     def _hold_out(self, train: Texts) -> tuple[Texts, Texts]:
         texts, labels = train

@@ -111,6 +111,32 @@ def test_the_state_carries_the_vocabulary_and_the_class_names(tmp_path: Path) ->
         stale.setup()
 
 
+def test_a_checkpoints_state_encodes_other_files_without_the_training_file(tmp_path: Path) -> None:
+    files = write_labelled_splits(tmp_path, "csv")
+    trained = setup(**files)
+    other = write_labelled(tmp_path / "other.tsv", labelled_examples("test", seed=5)[:7], "tsv")
+    dm = TextFiles(train=str(tmp_path / "gone.csv"), test=str(other))  # the training file is gone
+    dm.load_state_dict(trained.state_dict())
+    dm.setup("test")
+    labels = dm.splits["test"][2]
+    assert labels.tolist() == [NAMES.index(y) for y, _ in labelled_examples("test", seed=5)[:7]]
+    assert dm.dims == trained.dims  # the checkpoint's vocabulary and classes
+    again = TextFiles(train=str(tmp_path / "gone.csv"), test=str(files["test"]))
+    again.load_state_dict(trained.state_dict())
+    again.setup("test")  # the run's own test file: the very tensors it was tested on
+    assert all(
+        torch.equal(a, b) for a, b in zip(again.splits["test"], trained.splits["test"], strict=True)
+    )
+    other.write_text("id\ttext\tlabel\n0\tbuy now\tspam\n")
+    stale = TextFiles(train=str(tmp_path / "gone.csv"), test=str(other))
+    stale.load_state_dict(trained.state_dict())
+    with pytest.raises(
+        DatasetError,
+        match=r"other.tsv:2: label 'spam' is not in the checkpoint's classes \(its labels: neg, pos, sport\)",
+    ):
+        stale.setup("test")
+
+
 # --- bad files: one error each, naming the file and the line ---------------------------------
 
 
