@@ -140,3 +140,23 @@ def test_a_bad_file_stops_train_py_with_one_line(case: str, tmp_path: Path) -> N
     out = run_cli(*args, "logger.wandb=null", f"hydra.run.dir={run_dir}")
     assert_clear_failure(out, *expected)
     assert not run_dir.exists()  # nothing half-written
+
+
+def test_a_text_corpus_checkpoint_samples_without_its_files(
+    own_data: Path, tmp_path: Path, capsys
+) -> None:
+    import shutil
+
+    import sample
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(own_data / "corpus", corpus)
+    overrides = ["data=text_corpus", f"data.train={corpus / 'train.txt'}", "data.cache_dir=null",
+                 "data.batch_size=4", "data.block_size=16", "model=gpt", *SMALL["gpt"]]  # fmt: skip
+    run(tmp_path / "run", overrides)
+    shutil.rmtree(corpus)  # the checkpoint alone
+    sample.main(
+        [str(tmp_path / "run" / "checkpoints" / "best.ckpt"), "--prompt", "the ", "--tokens", "12"]
+    )
+    text = capsys.readouterr().out.split("\n---\n")[0]
+    assert text.startswith("the ") and len(text) >= 4 + 12
