@@ -1,6 +1,7 @@
 """Tokenised tensors kept on disk, so that a dataset is read, checked and tokenised once.
 
-One file per (dataset folder, settings) under the cache folder. It holds the tensors and the size
+One file per (dataset folder, settings) under the cache folder (for the user's own files, per
+(their content, settings)). It holds the tensors and the size
 and modification time of every source file they came from; when a source file changes, the next
 run rebuilds the tensors (and checks the file's checksum again). Saved with torch.save and read
 with weights_only=True: tensors, lists and strings only.
@@ -25,6 +26,17 @@ FORMAT = 1  # bump when what a datamodule stores changes meaning
 
 def cache_file(cache_dir: str | Path, dataset: str, folder: Path, settings: dict[str, Any]) -> Path:
     key = json.dumps([FORMAT, str(folder.resolve()), settings], sort_keys=True)
+    return Path(cache_dir) / f"{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
+def content_cache_file(
+    cache_dir: str | Path, dataset: str, sources: Sequence[Path], settings: dict[str, Any]
+) -> Path:
+    """For the user's own files: keyed by what the files hold (SHA-256), wherever they are;
+    a file that changes gets a new cache file, so `cached` needs no source state for them."""
+    from datamodules.files import content_digest
+
+    key = json.dumps([FORMAT, content_digest(list(sources)), settings], sort_keys=True)
     return Path(cache_dir) / f"{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
 

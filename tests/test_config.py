@@ -55,6 +55,9 @@ PARTNERS = {
         ("data", d): ["model=gru"]
         for d in ("shakespeare_char", "ptb", "wikitext2", "sst2", "imdb", "ag_news")
     },
+    ("data", "text_files"): ["model=gru", "data.train=train.csv", "data.test=test.csv"],
+    ("data", "text_corpus"): ["model=gru", "data.train=book.txt"],
+    ("data", "image_folder"): ["model=cnn", "data.root=images"],
     ("task", "lm"): ["data=ptb", "model=gpt"],
     ("task", "mlm"): ["data=ptb", "model=transformer"],
 }
