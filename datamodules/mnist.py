@@ -9,9 +9,9 @@ decompressed content (data.verify); never how the archive was compressed."""
 
 from __future__ import annotations
 
-import logging
 import gzip
 import hashlib
+import logging
 import math
 import struct
 import zlib
@@ -33,8 +33,12 @@ IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
 
 
 def idx_source(raw: Path, name: str) -> Path | None:
-    """The extracted idx file, else its .gz archive, else None."""
-    for path in (raw / name, raw / f"{name}.gz"):
+    """The extracted idx file if whole, else its .gz archive, else what is there (whose read then
+    names the damage), else None."""
+    extracted, archive = raw / name, raw / f"{name}.gz"
+    if extracted.is_file() and whole(extracted):
+        return extracted
+    for path in (archive, extracted):
         if path.is_file():
             return path
     return None
@@ -79,6 +83,8 @@ def whole(path: Path) -> bool:
     except (DatasetError, OSError):
         return False
     return True
+
+
 def idx_array(data: bytes, dims: tuple[int, ...]) -> torch.Tensor:
     """The uint8 content after the header, shaped by its dimensions."""
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * len(dims))
@@ -128,7 +134,12 @@ class MNISTDataModule(ImageDataModule):
         return self.root / self.dataset_class.__name__ / "raw"
 
     def prepare_data(self) -> None:
-        if not self.download or all(self.sources().values()):
+        cut_short = [
+            f
+            for f in IDX_FILES
+            if (self.raw_folder / f).exists() and not whole(self.raw_folder / f)
+        ]
+        if not self.download or (all(self.sources().values()) and not cut_short):
             return  # torchvision would download again archives that differ from the published bytes
         try:
             with download_lock(self.root, self.raw_folder):  # a failure leaves no empty folder
