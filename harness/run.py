@@ -196,6 +196,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     finally:
         results.update(
             best=best.best,
+            **best.scores(),  # the score: best/val/acc ... at the top level
             best_checkpoint=_relative(best_path or best_checkpoint.best_model_path, run_dir),
             last_checkpoint=_relative(
                 last_checkpoint.path if Path(last_checkpoint.path).is_file() else None, run_dir
