@@ -21,7 +21,7 @@ from harness.sweep.ledger import Ledger
 from harness.sweep.runner import Runner
 from harness.sweep.spec import apply_extra, command, load_spec, plain, run_key
 from harness.sweep.validate import check_runs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, compose
 
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
 FILES = ROOT / "tests" / "sweep_files"
@@ -47,12 +47,22 @@ def test_every_run_of_every_sweep_is_a_valid_train_py_command(
     assert spec.config["program"] == "train.py"
     assert "${args_no_hyphens}" in spec.config["command"]
     assert "callbacks=sweep" in spec.config["command"]  # no pictures in sweeps: they cost minutes
-    assert re.fullmatch(r"(train|val|test)/\w+", spec.config["metric"]["name"])
     runs = _runs_of(spec)
     assert runs
     runner = Runner.__new__(Runner)  # only its command building: no directory
     runner.spec, runner.fixed, runner.extra = spec, {}, []
     check_runs([runner.train_overrides(p) for p in runs])
+    # The sweep optimises the runs' score: the best value of their task's monitor (a sweep over
+    # tasks with different monitors: best/val/loss, which every task logs)
+    by_choices = {tuple(o for o in runner.train_overrides(p) if "." not in o.split("=")[0]): p for p in runs}  # fmt: skip
+    monitors = {compose(runner.train_overrides(p)).task for p in by_choices.values()}
+    goals = {(t.monitor, t.mode) for t in monitors}
+    metric = spec.config["metric"]
+    if len(goals) == 1:
+        (monitor, mode), = goals  # fmt: skip
+        assert metric == {"name": f"best/{monitor}", "goal": f"{mode}imize"}
+    else:
+        assert metric == {"name": "best/val/loss", "goal": "minimize"}
 
 
 def test_sweeps_folder_holds_only_yaml() -> None:
