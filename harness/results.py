@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+
+from harness.sweep.history import TIME  # metrics.csv's column of training seconds
 
 RESULTS_FILE = "results.json"
 # results.json "status" -> train.py's exit status, for sweep runners (a bad config or missing
@@ -54,6 +57,16 @@ class BestMetrics(L.Callback):
     def __init__(self, monitor: str, mode: str) -> None:
         self.monitor, self.mode = monitor, mode
         self.best: dict[str, float] = {}
+        self.trained_s = 0.0  # training seconds of earlier attempts (a resumed run)
+        self._started: float | None = None
+
+    def train_seconds(self) -> float:
+        """Wall-clock seconds of training so far, validation included, over every attempt."""
+        now = time.monotonic()
+        return self.trained_s + (now - self._started if self._started is not None else 0.0)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.monotonic()
 
     def _better(self, value: float) -> bool:
         if "step" not in self.best:
@@ -75,18 +88,20 @@ class BestMetrics(L.Callback):
         if self._better(value):
             self.best = {k: v for k, v in metrics_of(trainer).items() if k.startswith("val/")}
             self.best.update(epoch=trainer.current_epoch, step=trainer.global_step)
-        scores = self.scores()
-        # At the step Lightning logged this validation's val/ row with (the step before the
-        # increment that follows validation); its loggers write on rank zero only.
+        # With the training time, which time to target reads (harness.sweep.report), at the
+        # step Lightning logged this validation's val/ row with (the step before the increment
+        # that follows validation). Its loggers write on rank zero only.
+        row = {**self.scores(), TIME: round(self.train_seconds(), 3)}
         step = trainer.fit_loop.epoch_loop._batches_that_stepped
-        for logger in trainer.loggers if scores else []:
-            logger.log_metrics(scores, step=step)
+        for logger in trainer.loggers:
+            logger.log_metrics(row, step=step)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": dict(self.best)}
+        return {"best": dict(self.best), "trained_s": self.train_seconds()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best = dict(state_dict.get("best", {}))
+        self.trained_s, self._started = state_dict.get("trained_s", 0.0), None
 
 
 def write_results(run_dir: Path, results: dict[str, Any]) -> Path:

@@ -19,12 +19,11 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
-from harness.sweep.history import finite, series
+from harness.sweep.history import TIME, finite, series
 from harness.sweep.report.records import RunRecord, SweepData
 
 REL_TOLERANCE = 0.02  # default target: within 2% of the best setting's mean score
 BY = ("best", "final")  # what a run's validation value is: its score, or its last validation
-TIME = "time/train_s"  # logged with the score after every validation (harness.results)
 
 
 def score_key(metric: str, by: str) -> str:
