@@ -90,3 +90,125 @@ def test_best_is_the_validation_the_checkpoint_kept(
     assert best_rows[-1]["best/val/other"] == best.best["val/other"]
     times = [r["time/train_s"] for r in rows if "time/train_s" in r]
     assert len(times) == len(values) and times == sorted(times) and times[0] > 0
+
+
+# The issue's example run, cut to its first two validations (a constant learning rate: the same
+# trajectory): val/acc 0.868 at step 40, then 0.47, so the last value is below the best.
+EXAMPLE = ["experiment=cpu_digits", "optim=momentum", "optim.lr=0.1", "scheduler=constant",
+           "callbacks=sweep", "seed=0", "trainer.max_steps=80", "trainer.enable_progress_bar=false"]  # fmt: skip
+
+
+def _train(args: list[str], tmp_path: Path, wandb: str = "disabled", timeout: int = 600):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "WANDB_MODE": wandb}
+    env.pop("WANDB_API_KEY", None)
+    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("example") / "run"
+    out = _train([*EXAMPLE, f"hydra.run.dir={run_dir}"], run_dir.parent, wandb="offline")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run_dir
+
+
+def _best_validation(run_dir: Path) -> dict[str, float]:
+    """The val/ row of metrics.csv with the largest val/acc (the first of equal ones)."""
+    rows = [r for r in read_history(run_dir) if "val/acc" in r]
+    assert rows[-1]["val/acc"] < max(r["val/acc"] for r in rows)  # the case this guards
+    return max(rows, key=lambda r: (r["val/acc"], -r["step"]))
+
+
+@pytest.mark.slow
+def test_results_json_scores_the_best_validation_and_tests_its_checkpoint(
+    example_run: Path,
+) -> None:
+    import json
+
+    results = json.loads((example_run / "results.json").read_text())
+    best = _best_validation(example_run)
+    for name in ("val/acc", "val/loss", "val/f1"):
+        assert results[f"best/{name}"] == pytest.approx(best[name], rel=1e-6)
+    last = [r for r in read_history(example_run) if "val/acc" in r][-1]
+    assert results["val/acc"] == pytest.approx(last["val/acc"])  # the last value, by its name
+    # the tested checkpoint is the one saved at that validation (a val row at step k: k+1 steps)
+    ckpt = torch.load(example_run / results["best_checkpoint"], weights_only=True)
+    assert ckpt["global_step"] == best["step"] + 1 == results["best"]["step"]
+    assert "test/acc" in results
+
+
+@pytest.mark.slow
+def test_the_wandb_summary_holds_the_same_score(example_run: Path) -> None:
+    import json
+
+    from tests.wandb_files import summary
+
+    (path,) = example_run.glob("wandb/offline-run-*/run-*.wandb")
+    got = summary(path)
+    results = json.loads((example_run / "results.json").read_text())
+    best = _best_validation(example_run)
+    assert got["best/val/acc"] == pytest.approx(best["val/acc"], rel=1e-6)
+    for key in ("best/val/acc", "best/val/loss", "test/acc", "test/loss", "val/acc"):
+        assert got[key] == pytest.approx(results[key], rel=1e-6), key
+
+
+@pytest.mark.slow
+def test_the_report_on_the_run_gives_the_same_score(example_run: Path, tmp_path: Path) -> None:
+    import json
+
+    from harness.sweep.report.build import write_report
+    from harness.sweep.report.local import read_local
+
+    write_report(read_local(example_run), tmp_path)
+    (row,) = json.loads((tmp_path / "report.json").read_text())["tables"]["best_setting"]
+    results = json.loads((example_run / "results.json").read_text())
+    assert row["metric"] == "best/val/acc"
+    assert row["validation"]["mean"] == pytest.approx(_best_validation(example_run)["val/acc"])
+    assert row["test"]["mean"] == pytest.approx(results["test/acc"])
+
+
+@pytest.mark.slow
+def test_a_multirun_runs_every_job_and_exits_nonzero_only_if_one_did_not_finish(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    fast = ["experiment=cpu_digits", "optim=sgd", "callbacks=[]", "trainer.max_steps=40",
+            "trainer.enable_progress_bar=false", "logger.wandb=null"]  # fmt: skip
+    sweep_dir = tmp_path / "multi"
+    out = _train(["-m", *fast, "optim.lr=1e30,0.001", f"hydra.sweep.dir={sweep_dir}"], tmp_path)
+    runs = sorted(p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir())
+    statuses = [json.loads((p / "results.json").read_text())["status"] for p in runs]
+    assert statuses == ["diverged", "finished"], out.stderr[-3000:]
+    assert out.returncode != 0  # one job did not finish
+    out = _train(["-m", *fast, "optim.lr=0.001,0.01", f"hydra.sweep.dir={tmp_path / 'ok'}"], tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_a_four_trial_optuna_search_on_digits_reports_its_best_trial(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep_dir = tmp_path / "optuna"
+    out = _train(["-m", "hydra/sweeper=optuna_lr", "hydra.sweeper.n_trials=4", "experiment=cpu_digits",
+                  "optim=adam", "callbacks=[]", "trainer.max_steps=40", "trainer.enable_progress_bar=false",
+                  "logger.wandb=null", f"hydra.sweep.dir={sweep_dir}"], tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = sorted(p for p in sweep_dir.iterdir() if (p / "results.json").is_file())
+    assert len(runs) == 4
+    scores = {p: json.loads((p / "results.json").read_text())["best/val/acc"] for p in runs}
+    found = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    best = max(scores, key=scores.get)
+    assert found["best_value"] == pytest.approx(scores[best])
+    lr = yaml.safe_load((best / ".hydra" / "config.yaml").read_text())["optim"]["lr"]
+    assert found["best_params"]["optim.lr"] == pytest.approx(lr)
