@@ -88,7 +88,7 @@ def test_best_is_the_validation_the_checkpoint_kept(
     best_rows = [r for r in rows if "best/val/score" in r]
     assert [r["step"] for r in best_rows][-2:] == val_steps[-2:]
     assert best_rows[-1]["best/val/other"] == best.best["val/other"]
-    times = [r["time/train_s"] for r in rows if "time/train_s" in r]
+    times = [r["perf/train_s"] for r in rows if "perf/train_s" in r]
     assert len(times) == len(values) and times == sorted(times) and times[0] > 0
 
 

@@ -179,7 +179,7 @@ def test_the_report_ranks_by_the_score_and_by_final_on_request(tmp_path: Path) -
 
 def test_seconds_to_target_from_the_time_logged_with_the_score() -> None:
     run = _run("a/m", "sgd", 0.1, 0, accs=(0.5, 0.9, 0.95))
-    run.history += [{"step": 10 * (i + 1) - 1, "best/val/acc": a, "time/train_s": 2.5 * (i + 1)} for i, a in enumerate((0.5, 0.9, 0.95))]  # fmt: skip
+    run.history += [{"step": 10 * (i + 1) - 1, "best/val/acc": a, "perf/train_s": 2.5 * (i + 1)} for i, a in enumerate((0.5, 0.9, 0.95))]  # fmt: skip
     assert analysis.seconds_to_target(run, "val/acc", 0.9, True) == 5.0
     assert math.isinf(analysis.seconds_to_target(run, "val/acc", 0.99, True))
     assert math.isnan(analysis.seconds_to_target(_run("a/m", "sgd", 0.1, 1), "val/acc", 0.9, True))
@@ -200,7 +200,7 @@ def _rows_and_results(params, status, accs):
         rows += [{"epoch": i, "step": step, "train/loss": 1 - a},
                  {"epoch": i, "step": step, "val/acc": a, "val/loss": 2 - a}]  # fmt: skip
         best = max(accs[: i + 1])
-        rows.append({"step": step, "best/val/acc": best, "best/val/loss": 2 - best, "time/train_s": 1.5 * (i + 1)})  # fmt: skip
+        rows.append({"step": step, "best/val/acc": best, "best/val/loss": 2 - best, "perf/train_s": 1.5 * (i + 1)})  # fmt: skip
     results = {"status": status, "monitor": "val/acc", "mode": "max", "runtime_s": 4.0,
                "choices": {"data": "digits", "model": "cnn", "optim": params["optim"]},
                "val/acc": accs[-1], "best/val/acc": max(accs), "best/val/loss": 2 - max(accs)}  # fmt: skip

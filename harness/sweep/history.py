@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 METRICS_FILE = "metrics.csv"
-TIME = "time/train_s"  # logged with the score after each validation: seconds of training so far
+TIME = "perf/train_s"  # logged with the score after each validation: seconds of training so far
 
 
 def read_history(run_dir: Path) -> list[dict[str, float]]:

@@ -5,7 +5,7 @@
 - best setting per (task, optimizer): the setting (learning rate ...) with the best mean score over
   its seeds, among settings none of whose seeds diverged (DeepOBS picks the same way);
 - time to target (AlgoPerf-style): the first validation at which a run's metric reaches the task's
-  target, in optimizer steps and in wall-clock seconds of training (time/train_s, validation
+  target, in optimizer steps and in wall-clock seconds of training (perf/train_s, validation
   included). An optimizer's time on a task is its fastest setting's median over seeds (AlgoPerf:
   the fastest tuning trial, the median over studies); a run that never gets there takes forever;
 - performance profile: for each optimizer, the fraction of tasks on which its time is within a
@@ -130,7 +130,7 @@ def steps_to_target(run: RunRecord, metric: str, target: float, maximize: bool) 
 
 
 def seconds_to_target(run: RunRecord, metric: str, target: float, maximize: bool) -> float:
-    """Training seconds (time/train_s) at the first validation whose score reaches the target;
+    """Training seconds (perf/train_s) at the first validation whose score reaches the target;
     NaN for a run that did not log the time (logged before the score existed)."""
     timed = [r for r in run.history if TIME in r and f"best/{metric}" in r]
     if not timed:

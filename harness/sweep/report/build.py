@@ -177,7 +177,7 @@ def blocks(sweep: SweepData, out: Path, targets: dict[str, float], by: str = "be
 
 ALGOPERF = (
     "A run's time to target is the first validation at which its metric reaches the task's "
-    "target, in optimizer steps and in seconds of training (time/train_s: wall-clock from the "
+    "target, in optimizer steps and in seconds of training (perf/train_s: wall-clock from the "
     "start of training, validation included; '–' for runs logged before it was recorded). An "
     "optimizer's time on a task is its fastest setting's median over seeds (never reached: ∞). "
     "Target per task: the best setting's mean score (over seeds, any optimizer), less "

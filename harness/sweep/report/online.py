@@ -3,7 +3,7 @@
 Only what the report needs is read: the sweep's config (its metric), and per run its config
 (the sweep's parameters arrive flat, e.g. "optim.lr"; train.py adds meta.choices), its summary
 (results.json's values, status and score included) and its history of the validation
-metrics, the score (with time/train_s) and train/loss.
+metrics, the score (with perf/train_s) and train/loss.
 """
 
 from __future__ import annotations
