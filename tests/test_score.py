@@ -163,8 +163,8 @@ def test_the_wandb_summary_holds_the_same_score(example_run: Path) -> None:
 def test_the_report_on_the_run_gives_the_same_score(example_run: Path, tmp_path: Path) -> None:
     import json
 
-    from harness.report.sweep_page import write_report
     from harness.report.local import read_local
+    from harness.report.sweep_page import write_report
 
     write_report(read_local(example_run), tmp_path)
     (row,) = json.loads((tmp_path / "report.json").read_text())["tables"]["best_setting"]
