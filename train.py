@@ -12,14 +12,19 @@ import hydra
 from omegaconf import DictConfig
 
 from harness.run.app import hydra_job, is_single_run, run_command
+from harness.run.summary import end_multirun
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    hydra_job(cfg)
+def main(cfg: DictConfig) -> float | None:
+    return hydra_job(cfg)  # the run's score: what Hydra's sweepers (Optuna...) optimise
 
 
 if __name__ == "__main__":
     if is_single_run(sys.argv[1:]):
         sys.exit(run_command(sys.argv[1:]))
-    main()
+    try:
+        main()
+    finally:  # a multirun: its table, also when a job crashed or was interrupted
+        status = end_multirun()
+    sys.exit(status)  # 0 when every job finished

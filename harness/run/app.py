@@ -59,10 +59,16 @@ def run_command(overrides: list[str]) -> int:
     return run_checked(checked.cfg, run_dir, resume_from)
 
 
-def hydra_job(cfg: Any) -> None:
+def hydra_job(cfg: Any) -> float | None:
     """The body of train.py's @hydra.main (multirun jobs, and runs given Hydra flags): Hydra has
-    composed the job, made its directory and set up logging; check once, record, run."""
+    composed the job, made its directory and set up logging; check once, record, run.
+
+    Returns the run's score (best/<monitor>), what Hydra's sweepers (Optuna...) optimise. In a
+    multirun a job that did not finish (diverged, or a bad config: that job's failure) returns
+    the worst value, and the next job starts; an interrupted one (Ctrl-C, SIGTERM) ends the
+    multirun. Outside a multirun the job exits with its status, as run_command's."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from harness.config.checks import check_config
     from harness.config.command import task_config
@@ -70,6 +76,7 @@ def hydra_job(cfg: Any) -> None:
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         composed = cfg.copy()
         _with_hydra_node(composed, HydraConfig.instance().cfg)
@@ -78,23 +85,46 @@ def hydra_job(cfg: Any) -> None:
         resume_from = check_run_dir(run_dir, resolved)
     except ConfigError as e:
         _remove_if_only_hydra_files(run_dir)
-        sys.exit(bad_input(e))
+        status = bad_input(e)
+        return _job_ended(multirun, status, None, cfg, (str(run_dir), str(e)))
     write_hydra_files(run_dir, composed)
-    status = run_checked(resolved, run_dir, resume_from)
-    if status:
+    results: dict[str, Any] = {}
+    status = run_checked(resolved, run_dir, resume_from, results)
+    return _job_ended(multirun, status, results, resolved, (str(run_dir), "bad input"))
+
+
+def _job_ended(
+    multirun: bool, status: int, results: dict | None, cfg: Any, bad: tuple[str, str]
+) -> float | None:
+    """hydra_job's ending: the exit (a single run, an interrupted job) or the sweeper's value."""
+    from harness.run.summary import BAD_JOBS, objective
+
+    if status and (not multirun or status == EXIT_STATUS["interrupted"]):
         sys.exit(status)
+    if status == BAD_INPUT:  # nothing written: only this process knows the job ended so
+        BAD_JOBS.append(bad)
+    from omegaconf import OmegaConf
+
+    return objective(results or {}, OmegaConf.select(cfg, "task.mode", default="max"))
 
 
-def run_checked(cfg: Any, run_dir: Path, resume_from: Path | None) -> int:
-    """Train a checked config; the closing line (interrupted, diverged) and the exit status."""
+def run_checked(cfg: Any, run_dir: Path, resume_from: Path | None, out: dict | None = None) -> int:
+    """Train a checked config; the closing block and the exit status (`out` gets the results)."""
     from datamodules.errors import DatasetError
+    from harness.run.quiet import lightning_logs_to_root, silence_noise
     from harness.run.recipe import train
+    from harness.run.summary import say_closing
 
+    silence_noise()
+    lightning_logs_to_root()
     try:
         results = train(cfg, run_dir, checked=True, resume_from=resume_from)
     except (ConfigError, DatasetError) as e:  # found only once the data is read
         _remove_if_only_hydra_files(run_dir)
         return bad_input(e)
+    if out is not None:
+        out.update(results)
+    say_closing(results, run_dir)
     status = results["status"]
     if status == "interrupted":
         print(f"interrupted; run the same command again to resume from {run_dir / CHECKPOINT_DIR / LAST}",

@@ -179,7 +179,7 @@ class LastCheckpoint(Checkpoint):
         self.saved_step: int | None = None
 
     def save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # all of it: resuming needs it
         self.saved_step = trainer.global_step
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

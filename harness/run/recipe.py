@@ -149,7 +149,8 @@ def test(run: Run, results: dict[str, Any]) -> None:
         run.trainer.test(
             run.module,
             datamodule=run.datamodule,
-            ckpt_path="best",
+            # the path, not "best": "best" warns when there are several Checkpoint callbacks
+            ckpt_path=run.callbacks.best_checkpoint.best_model_path,
             weights_only=True,
             verbose=False,
         )

@@ -85,6 +85,9 @@ class RunWandbLogger(WandbLogger):
     def __init__(self, *args: Any, replayed: Replayed | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._replayed = replayed
+        # Lightning always passes anonymous=None to wandb.init, and wandb 0.31 warns that the
+        # setting "has no effect" whenever it is given at all.
+        self._wandb_init.pop("anonymous", None)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -172,7 +175,9 @@ def make_wandb_logger(
             job_type=settings.get("job_type"),
             mode=mode,
             config=config,
-            settings=wandb.Settings(init_timeout=settings.get("init_timeout") or 90),
+            # quiet: no version banner and no closing history/summary tables (the run's own
+            # closing block replaces them); W&B's warnings and errors still print.
+            settings=wandb.Settings(init_timeout=settings.get("init_timeout") or 90, quiet=True),
             replayed=replayed,
         )
         with _redacted_argv():  # W&B records the command line in the run's metadata
