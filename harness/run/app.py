@@ -86,15 +86,17 @@ def hydra_job(cfg: Any) -> float | None:
     except ConfigError as e:
         _remove_if_only_hydra_files(run_dir)
         status = bad_input(e)
-        return _job_ended(multirun, status, None, cfg, (str(run_dir), str(e)))
+        bad = (str(run_dir), str(e), list(hydra_cfg.overrides.task))
+        return _job_ended(multirun, status, None, cfg, bad)
     write_hydra_files(run_dir, composed)
     results: dict[str, Any] = {}
     status = run_checked(resolved, run_dir, resume_from, results)
-    return _job_ended(multirun, status, results, resolved, (str(run_dir), "bad input"))
+    bad = (str(run_dir), "bad input (above)", list(hydra_cfg.overrides.task))
+    return _job_ended(multirun, status, results, resolved, bad)
 
 
 def _job_ended(
-    multirun: bool, status: int, results: dict | None, cfg: Any, bad: tuple[str, str]
+    multirun: bool, status: int, results: dict | None, cfg: Any, bad: tuple[str, str, list]
 ) -> float | None:
     """hydra_job's ending: the exit (a single run, an interrupted job) or the sweeper's value."""
     from harness.run.summary import BAD_JOBS, objective

@@ -67,8 +67,8 @@ def say_closing(results: dict[str, Any], run_dir: Path) -> None:
         log.info(line)
 
 
-# Jobs of this process that ended before writing results.json (a bad config): (run dir, error).
-BAD_JOBS: list[tuple[str, str]] = []
+# Jobs of this process refused for a bad config (nothing written): (run dir, error, overrides).
+BAD_JOBS: list[tuple[str, str, list[str]]] = []
 
 
 class MultirunWatch(Callback):
@@ -111,7 +111,8 @@ def multirun_table(
 ) -> list[str]:
     """One line per run: status, score, test metric, the overrides that differ between runs."""
     overrides = {d: _overrides(d) for d, _ in runs}
-    common = set.intersection(*(set(o) for o in overrides.values())) if overrides else set()
+    every = [set(o) for o in overrides.values()] + [set(o) for _, _, o in bad]
+    common = set.intersection(*every) if every else set()
     scored = [(d, r) for d, r in runs if r.get("status") == "finished" and score(r) is not None]
     best = None
     if scored:
@@ -142,7 +143,9 @@ def multirun_table(
                      f"{_num(test):>9}  {diff}")  # fmt: skip
     if len(runs) > len(shown):
         lines.append(f"  ... {len(runs) - len(shown)} more (not among the {MAX_ROWS} best)")
-    lines += [f"  bad config: {d}: {e}" for d, e in bad]
+    for d, e, o in bad:
+        diff = " ".join(x for x in o if x not in common)
+        lines.append(f"  {Path(d).name:<6} {'bad config':<11} {'-':>14} {'-':>9}  {diff}: {e}")
     if best is not None:
         lines.append(f"best run: {best}  (report: python -m harness.report {best})")
     if runs:

@@ -1,0 +1,76 @@
+"""Where people look first: a run ends with its closing block on the console, without the noise
+Lightning, torch and W&B print by default, and train.log is the log of the run; a multirun ends
+with its table, and a bad config in one job is that job's failure only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+NOISE = (
+    "anonymous setting has no effect",  # W&B
+    "💡 Tip",  # Lightning's litlogger / litmodels tips
+    "exists and is not empty",  # Lightning's ModelCheckpoint on a new run directory
+    "LeafSpec",  # torch's deprecation, raised inside Lightning's loops
+    "multiple `ModelCheckpoint` callbacks",
+    "`weights_only` was not set",
+    "Run summary:",  # W&B's own closing tables
+    "Run history:",
+)
+
+
+def _train(args: list[str], wandb: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": wandb}
+    env.pop("WANDB_API_KEY", None)
+    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_quick_start_ends_with_its_closing_block_and_no_noise(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    # the README's quick start, cut to 40 steps
+    out = _train(["data=digits", "model=cnn", "trainer.max_steps=40", f"hydra.run.dir={run_dir}"],
+                 wandb="offline")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    closing = [
+        f"run finished: best/val/acc {results['best/val/acc']:.4g}",
+        f"test (that checkpoint): test/loss {results['test/loss']:.4g}",
+        f"test/acc {results['test/acc']:.4g}",
+        f"run directory: {run_dir}",
+        f"report: python -m harness.report {run_dir}",
+        f"W&B (offline): wandb sync {run_dir / 'wandb'}/offline-run-*",
+    ]
+    for line in closing:
+        assert line in out.stdout, out.stdout[-3000:]
+    console = out.stdout + out.stderr
+    for noise in NOISE:
+        assert noise not in console, noise
+    log = (run_dir / "train.log").read_text()
+    for line in ("`Trainer.fit` stopped: `max_steps=40` reached", "Restoring states from",
+                 "[lightning.pytorch", *closing):  # fmt: skip
+        assert line in log, line
+
+
+@pytest.mark.slow
+def test_a_bad_config_in_one_job_leaves_the_other_jobs_running(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "multi"
+    out = _train(["-m", "experiment=cpu_digits", "optim=sgd", "callbacks=[]", "trainer.max_steps=20",
+                  "trainer.enable_progress_bar=false", "logger.wandb=null", "optim.lr=-1,0.01",
+                  f"hydra.sweep.dir={sweep_dir}"], wandb="disabled")  # fmt: skip
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert "error: optim.lr" in out.stderr and "Traceback" not in out.stderr
+    runs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
+    assert runs == ["1"]  # the refused job left nothing behind
+    assert json.loads((sweep_dir / "1" / "results.json").read_text())["status"] == "finished"
+    table = out.stdout[out.stdout.index("multirun: 2 runs") :]
+    assert "1 finished, 1 bad config" in table and "optim.lr=0.01" in table
+    assert "bad config" in table and "optim.lr=-1: optim.lr must be a positive number" in table
