@@ -5,6 +5,7 @@ with its table, and a bad config in one job is that job's failure only."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -74,3 +75,38 @@ def test_a_bad_config_in_one_job_leaves_the_other_jobs_running(tmp_path: Path) -
     table = out.stdout[out.stdout.index("multirun: 2 runs") :]
     assert "1 finished, 1 bad config" in table and "optim.lr=0.01" in table
     assert "bad config" in table and "optim.lr=-1: optim.lr must be a positive number" in table
+
+
+def _fake_run(run_dir: Path, lr: float, acc: float | None, status: str = "finished") -> None:
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text(f"- optim=sgd\n- optim.lr={lr}\n")
+    results = {"status": status, "monitor": "val/acc", "mode": "max", "test/acc": acc}
+    if acc is not None:
+        results["best/val/acc"] = acc
+    (run_dir / "results.json").write_text(json.dumps(results))
+
+
+def test_the_table_fits_one_screen_and_marks_the_best_run(tmp_path: Path) -> None:
+    from harness.run.summary import MAX_ROWS, multirun_table, objective, sweep_runs
+
+    for i in range(MAX_ROWS + 5):
+        _fake_run(tmp_path / str(i), lr=10.0**-i, acc=i / 100)
+    _fake_run(tmp_path / "99", lr=1e30, acc=None, status="diverged")
+    runs = sweep_runs(tmp_path, since=0)
+    lines = multirun_table(
+        runs, [("/x/100", "optim.lr must be positive", ["optim=sgd", "optim.lr=-1"])]
+    )
+    assert lines[0].startswith(f"multirun: {MAX_ROWS + 7} runs (")
+    assert "1 diverged" in lines[0] and "1 bad config" in lines[0]
+    rows = [line for line in lines if line[2:].split(" ", 1)[0].isdigit()]
+    assert len(rows) == MAX_ROWS + 1  # the best ones, and the bad config
+    (best,) = [line for line in rows if line.startswith("*")]
+    assert best.split()[1:4] == [str(MAX_ROWS + 4), "finished", f"{(MAX_ROWS + 4) / 100:.4g}"]
+    assert "optim=sgd" not in best  # only what differs between runs
+    assert any("more (not among" in line for line in lines)
+    assert (
+        objective({"status": "diverged", "best/val/acc": 0.9, "monitor": "val/acc"}, "max")
+        == -math.inf
+    )
+    assert objective({"status": "finished", "monitor": "val/loss"}, "min") == math.inf
+    assert objective(dict(runs[3][1]), "max") == 0.03

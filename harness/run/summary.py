@@ -101,13 +101,17 @@ def _overrides(run_dir: Path) -> list[str]:
     import yaml
 
     try:
-        return list(yaml.safe_load((run_dir / HYDRA_DIR / "overrides.yaml").read_text()) or [])
+        found = yaml.safe_load((run_dir / HYDRA_DIR / "overrides.yaml").read_text()) or []
     except (OSError, yaml.YAMLError):
         return []
+    return [o for o in found if not str(o).startswith("hydra.")]  # where it ran, not what
 
 
 def multirun_table(
-    runs: list[tuple[Path, dict[str, Any]]], bad: list[tuple[str, str]]
+    runs: list[tuple[Path, dict[str, Any]]],
+    bad: list[tuple[str, str, list[str]]],
+    title: str = "multirun",
+    report_hint: bool = True,
 ) -> list[str]:
     """One line per run: status, score, test metric, the overrides that differ between runs."""
     overrides = {d: _overrides(d) for d, _ in runs}
@@ -133,7 +137,7 @@ def multirun_table(
     if bad:
         counts["bad config"] = len(bad)
     tally = ", ".join(f"{n} {s}" for s, n in counts.items())
-    lines = [f"multirun: {len(runs) + len(bad)} runs ({tally}); score best/{monitor}, * the best"]
+    lines = [f"{title}: {len(runs) + len(bad)} runs ({tally}); score best/{monitor}, * the best"]
     lines.append(f"  {'run':<6} {'status':<11} {'best/' + monitor:>14} {test_key:>9}  overrides")
     for d, r in shown:
         mark = "*" if d == best else " "
@@ -148,7 +152,7 @@ def multirun_table(
         lines.append(f"  {Path(d).name:<6} {'bad config':<11} {'-':>14} {'-':>9}  {diff}: {e}")
     if best is not None:
         lines.append(f"best run: {best}  (report: python -m harness.report {best})")
-    if runs:
+    if runs and report_hint:
         lines.append(f"all runs: python sweep.py report {runs[0][0].parent}")
     return lines
 

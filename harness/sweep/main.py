@@ -85,6 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{runner.spec.name}: {states} ({summary.total} runs in the sweep) -> {args.out}")
     for line in summary.failures:
         print(f"  failed: {line}", file=sys.stderr)
+    _print_table(runner.spec.name, args.out / "runs")
     if not args.no_report:
         from harness.report.local import read_local
         from harness.report.sweep_page import write_report
@@ -92,6 +93,14 @@ def _run(args: argparse.Namespace) -> int:
         path = write_report(read_local(args.out), args.out / "report")
         print(f"report: {path}")
     return 1 if summary.failures else 0
+
+
+def _print_table(name: str, runs_dir: Path) -> None:
+    """The sweep's runs and their scores, on one screen (the best ones when there are many)."""
+    from harness.run.summary import multirun_table, sweep_runs
+
+    for line in multirun_table(sweep_runs(runs_dir, since=0), [], title=name, report_hint=False):
+        print(line)
 
 
 def _report(args: argparse.Namespace) -> int:
