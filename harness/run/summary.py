@@ -163,6 +163,8 @@ def end_multirun() -> int:
         return 0
     sweep_dir, since = MultirunWatch.started
     runs = sweep_runs(sweep_dir, since)
+    if not runs and not BAD_JOBS:  # nothing ran (Hydra could not compose the jobs: it said why)
+        return 1
     for line in multirun_table(runs, BAD_JOBS):
         print(line)
     return 0 if runs and not BAD_JOBS and all(r.get("status") == "finished" for _, r in runs) else 1
