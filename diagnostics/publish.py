@@ -12,8 +12,9 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 from matplotlib.figure import Figure
 
+from diagnostics.figures import save_png
+
 PICTURES_DIR = "pictures"
-DPI = 100  # small files: a 10x10 confusion matrix is ~40 KB
 
 
 def pictures_dir(trainer: L.Trainer) -> Path:
@@ -30,7 +31,7 @@ def publish_figure(trainer: L.Trainer, name: str, kind: str, fig: Figure) -> Pat
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}_{kind}.png"
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=DPI)
+    save_png(fig, tmp)
     tmp.replace(path)  # a reader (the report) never sees half a file
     for logger in _wandb_loggers(trainer):
         logger.log_image(
