@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
-from torchvision.datasets.utils import calculate_md5, download_url
 
 from datamodules.errors import DatasetError
 
@@ -47,6 +46,8 @@ def _fetch(folder: Path, files: Sequence[RemoteFile], dataset: str) -> None:
     for f in files:
         if (folder / f.name).exists():
             continue
+        from torchvision.datasets.utils import download_url  # here: text runs need no torchvision
+
         try:
             download_url(f.url, str(folder), f.name, f.md5)
         except Exception as e:  # no network, HTTP errors, a checksum mismatch
@@ -67,6 +68,8 @@ def require(folder: Path, files: Sequence[RemoteFile], dataset: str, download: b
 
 
 def verify(folder: Path, files: Sequence[RemoteFile]) -> None:
+    from torchvision.datasets.utils import calculate_md5
+
     for f in files:
         if calculate_md5(folder / f.name) != f.md5:
             raise DatasetError(

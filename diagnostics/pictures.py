@@ -12,18 +12,20 @@ all ranks first.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from diagnostics import figures
 from diagnostics.attribution import input_gradients, integrated_gradients, token_attributions
 from diagnostics.publish import publish_figure, publish_table
 from lightning_modules.classifier import Classifier
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 

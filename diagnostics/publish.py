@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
-from matplotlib.figure import Figure
 
-from diagnostics.figures import save_png
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PICTURES_DIR = "pictures"
 
@@ -31,6 +31,8 @@ def publish_figure(trainer: L.Trainer, name: str, kind: str, fig: Figure) -> Pat
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}_{kind}.png"
     tmp = path.with_suffix(".tmp.png")
+    from diagnostics.figures import save_png  # matplotlib: only once a picture is drawn
+
     save_png(fig, tmp)
     tmp.replace(path)  # a reader (the report) never sees half a file
     for logger in _wandb_loggers(trainer):
