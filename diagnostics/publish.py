@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PICTURES_DIR = "pictures"
-DPI = 100  # small files: a 10x10 confusion matrix is ~40 KB
 
 
 def pictures_dir(trainer: L.Trainer) -> Path:
@@ -30,7 +31,9 @@ def publish_figure(trainer: L.Trainer, name: str, kind: str, fig: Figure) -> Pat
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}_{kind}.png"
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=DPI)
+    from diagnostics.figures import save_png  # matplotlib: only once a picture is drawn
+
+    save_png(fig, tmp)
     tmp.replace(path)  # a reader (the report) never sees half a file
     for logger in _wandb_loggers(trainer):
         logger.log_image(
