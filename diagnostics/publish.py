@@ -1,6 +1,6 @@
 """Where pictures go: a PNG file in RUN_DIR/pictures/ (always, for offline use and the HTML
-report) and, when the run has a W&B logger, the same image or table in W&B at the current step.
-Called on global rank zero only."""
+report) and, when the run has a W&B logger, the same image or table in W&B at the current step;
+a TensorBoard logger gets the images (TensorBoard has no tables). Called on global rank zero only."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from matplotlib.figure import Figure
 
 PICTURES_DIR = "pictures"
@@ -25,7 +25,8 @@ def _wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
 
 
 def publish_figure(trainer: L.Trainer, name: str, kind: str, fig: Figure) -> Path:
-    """Save fig as RUN_DIR/pictures/{name}_{kind}.png and log it to W&B as pictures/{kind}."""
+    """Save fig as RUN_DIR/pictures/{name}_{kind}.png and log it to W&B and TensorBoard as
+    pictures/{kind}."""
     folder = pictures_dir(trainer)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}_{kind}.png"
@@ -36,6 +37,11 @@ def publish_figure(trainer: L.Trainer, name: str, kind: str, fig: Figure) -> Pat
         logger.log_image(
             f"{PICTURES_DIR}/{kind}", [str(path)], step=trainer.global_step, caption=[name]
         )
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):  # the figure stays open: the caller closes it
+            logger.experiment.add_figure(
+                f"{PICTURES_DIR}/{kind}", fig, global_step=trainer.global_step, close=False
+            )
     return path
 
 

@@ -37,6 +37,7 @@ from harness.metrics_log import METRICS_FILE, Replayed, RunCSVLogger, logged_row
 from harness.results import EXIT_STATUS, RESULTS_FILE, BestMetrics, metrics_of, write_results
 from harness.resume import LAST, check_fits, check_history, resume_point
 from harness.secrets import redact, redact_files
+from harness.tracking import tensorboard
 
 log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -122,6 +123,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             loggers.append(wb)
     if cfg.logger.get("csv"):
         loggers.append(RunCSVLogger(run_dir, Replayed(earlier) if earlier is not None else None))
+    tb = tensorboard.make_tensorboard_logger(
+        cfg.logger.get("tensorboard"), run_dir, Replayed(earlier) if earlier is not None else None
+    )
+    if tb is not None:
+        loggers.append(tb)
 
     best_checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir,
@@ -209,6 +215,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             write_results(run_dir, results)
             if wb is not None:
                 _update_summary(wb, results)
+            if tb is not None:
+                tensorboard.record_score(tb, config, results)
         wandb_logger.finish(
             EXIT_STATUS[results["status"]], preempted=results["status"] == "interrupted"
         )
