@@ -37,7 +37,7 @@ from harness.metrics_log import METRICS_FILE, Replayed, RunCSVLogger, logged_row
 from harness.results import EXIT_STATUS, RESULTS_FILE, BestMetrics, metrics_of, write_results
 from harness.resume import LAST, check_fits, check_history, resume_point
 from harness.secrets import redact, redact_files
-from harness.tracking import tensorboard
+from harness.tracking import names, tensorboard
 
 log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -93,6 +93,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     meta = {
         "params": n_params,
         "git": git_state(),
+        "name": names.run_name(config, choices),
         "choices": choices,
         "overrides": redact(overrides),
         "run_dir": str(run_dir),
@@ -111,7 +112,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         wandb_id = wandb_logger.run_id(ckpt_dir, resuming=resume_from is not None)
         wb, meta["wandb_mode"] = wandb_logger.make_wandb_logger(
             wandb_logger.labelled(
-                OmegaConf.to_container(wandb_settings, resolve=True),
+                names.named(OmegaConf.to_container(wandb_settings, resolve=True), config, choices),
                 wandb_logger.run_labels(choices, overrides),
             ),
             run_dir,

@@ -166,6 +166,7 @@ def make_wandb_logger(
         logger = RunWandbLogger(
             save_dir=str(run_dir),
             id=run_id,
+            name=redact(settings.get("name")),
             project=settings.get("project"),
             entity=settings.get("entity"),
             group=redact(settings.get("group")),
