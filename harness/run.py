@@ -36,6 +36,7 @@ from harness.errors import ConfigError, DataUnavailableError, Diverged
 from harness.metrics_log import METRICS_FILE, Replayed, RunCSVLogger, logged_rows
 from harness.results import EXIT_STATUS, RESULTS_FILE, BestMetrics, metrics_of, write_results
 from harness.resume import LAST, check_fits, check_history, resume_point
+from harness.rundir.provenance import provenance, save_to_wandb
 from harness.secrets import redact, redact_files
 from harness.tracking import names, tensorboard
 
@@ -92,7 +93,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     choices, overrides = _choices(), _overrides()
     meta = {
         "params": n_params,
-        "git": git_state(),
+        **provenance(run_dir),  # command, versions, hardware, git (and RUN_DIR/code.diff)
         "name": names.run_name(config, choices),
         "choices": choices,
         "overrides": redact(overrides),
@@ -169,6 +170,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     if wb is not None and trainer.is_global_zero:  # Lightning's loggers write on rank zero only
         wandb_logger.save_run_id(ckpt_dir, wandb_id)
         wb.log_hyperparams({"meta": meta})
+        save_to_wandb(wb.experiment, run_dir)
     results: dict[str, Any] = {
         "status": "failed",
         "monitor": cfg.task.monitor,
