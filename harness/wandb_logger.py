@@ -99,7 +99,8 @@ def save_run_id(checkpoint_dir: Path, run_id: str) -> None:
 
 
 def sync_hint(run_dir: Path) -> str:
-    return f"wandb sync {run_dir / 'wandb'}/offline-run-*"
+    # one call for all attempts of a resumed run, oldest first (harness.tracking.wandb_sync)
+    return f"python -m harness.tracking.wandb_sync --run {run_dir}"
 
 
 # Groups that name the recipe, in the order a group name lists them.
