@@ -28,6 +28,7 @@ from harness.cli import CONF_DIR
 from harness.errors import ConfigError
 from harness.metrics_log import Replayed
 from harness.secrets import redact
+from harness.tracking.artifacts import CheckpointArtifacts, log_model_arg
 
 log = logging.getLogger(__name__)
 MODES = ("online", "offline", "disabled")
@@ -77,7 +78,7 @@ def run_id(checkpoint_dir: Path, resuming: bool) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
-class RunWandbLogger(WandbLogger):
+class RunWandbLogger(CheckpointArtifacts, WandbLogger):
     """Lightning's WandbLogger, skipping the rows a resumed run replays (see harness.metrics_log)."""
 
     def __init__(self, *args: Any, replayed: Replayed | None = None, **kwargs: Any) -> None:
@@ -173,6 +174,7 @@ def make_wandb_logger(
             group=redact(settings.get("group")),
             tags=redact(list(settings.get("tags") or [])),
             job_type=settings.get("job_type"),
+            log_model=log_model_arg(settings.get("log_model")),
             mode=mode,
             config=config,
             settings=wandb.Settings(init_timeout=settings.get("init_timeout") or 90),

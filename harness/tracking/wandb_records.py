@@ -85,3 +85,17 @@ def config(path: Path) -> dict[str, Any]:
         elif kind == "config":
             out.update(items_of(r.config.update))
     return out
+
+
+def artifacts(path: Path) -> list[dict[str, Any]]:
+    """The artifacts a run logged: name, type, aliases, metadata and files ({name: local copy})."""
+    out = []
+    for r in records(path):
+        if r.WhichOneof("record_type") == "artifact":
+            a = r.artifact
+            out.append({
+                "name": a.name, "type": a.type, "aliases": list(a.aliases),
+                "metadata": json.loads(a.metadata or "{}"),
+                "files": {c.path: c.local_path for c in a.manifest.contents},
+            })  # fmt: skip
+    return out
