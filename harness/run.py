@@ -32,6 +32,7 @@ from harness.callbacks import (
 )
 from harness.checkpoint_io import AtomicCheckpointIO
 from harness.checks import check_config, explained
+from harness.cluster import requeue
 from harness.errors import ConfigError, DataUnavailableError, Diverged
 from harness.metrics_log import METRICS_FILE, Replayed, RunCSVLogger, logged_rows
 from harness.results import EXIT_STATUS, RESULTS_FILE, BestMetrics, metrics_of, write_results
@@ -158,7 +159,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             best_checkpoint,  # Lightning runs checkpoint callbacks last, in this order
             last_checkpoint,
         ],
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(), *requeue.cluster_plugins()],
         default_root_dir=str(run_dir),
     )
     # Known once the Trainer has resolved devices and nodes. data.batch_size is per device.
@@ -280,12 +281,15 @@ def run_from_hydra(cfg: DictConfig) -> None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.output_subdir is not None:
         redact_files(run_dir / hydra_cfg.output_subdir)
+    held = requeue.install()  # a submitit job: its requeue signal saves last.ckpt first
     try:
         results = train(cfg, run_dir)
     except (ConfigError, DataUnavailableError) as e:
         _remove_if_only_hydra_files(run_dir)
         fail(str(e))
     status = results["status"]
+    if held is not None:
+        held.after_run(status)  # stopped by it: resubmit and requeue (submitit exits here)
     if status == "interrupted":
         print(f"interrupted; run the same command again to resume from {run_dir / 'checkpoints' / LAST}",
               file=sys.stderr)  # fmt: skip
