@@ -80,3 +80,32 @@ def test_logger_group_combines_like_callbacks() -> None:
     alone = compose(["logger=tensorboard"]).logger
     assert alone.get("wandb") is None and alone.csv and alone.tensorboard is not None
     assert compose([]).logger.get("tensorboard") is None
+
+
+def test_a_killed_and_resumed_run_shows_every_step_once(tmp_path: Path) -> None:
+    """SIGKILL between checkpoints: the resumed run replays the steps since last.ckpt; TensorBoard
+    drops the killed attempt's events after the checkpoint (a purge) and shows each step once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    run_dir, marker = tmp_path / "run", tmp_path / "killed"
+    fast = [o for o in FAST if not o.startswith(("logger.", "callbacks="))]
+    args = [*fast, "logger=[csv,tensorboard]", "callbacks=sweep", "data=digits", "model=mlp",
+            "trainer.max_steps=16", "checkpoint_every_n_steps=5", f"hydra.run.dir={run_dir}",
+            f"+callbacks.kill={{_target_:tests.probes.SignalAt,signal:SIGKILL,step:13,marker:'{marker}'}}"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for expected in (-signal.SIGKILL, 0):
+        out = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert out.returncode == expected, out.stderr[-2000:]
+    acc = events(run_dir)
+    _, rows = read_metrics(run_dir / "metrics.csv")
+    for name in ("train/loss", "val/acc"):
+        steps = [e.step for e in acc.Scalars(name)]
+        assert steps == [int(r["step"]) for r in rows if r.get(name)], name
+        assert len(steps) == len(set(steps))
+    assert [e.step for e in acc.Scalars("train/loss")] == list(range(16))

@@ -13,44 +13,45 @@ from typing import Any
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from harness.metrics_log import Replayed
-
 LOG_DIR = "tensorboard"  # RUN_DIR/tensorboard/events.out.tfevents.*
 # Config subtrees left out of the HParams table: where files are, how progress is shown.
 NOT_HPARAMS = ("logger", "callbacks", "meta")
 
 
 class RunTensorBoardLogger(TensorBoardLogger):
-    """Lightning's TensorBoardLogger in RUN_DIR/tensorboard/ (no version_N folders: a resumed run
-    adds an events file beside the first), skipping the rows a resumed run replays."""
+    """Lightning's TensorBoardLogger in RUN_DIR/tensorboard/ (no version_N folders), with every
+    row on disk once logged, as metrics.csv has it.
 
-    def __init__(
-        self, run_dir: str | Path, replayed: Replayed | None = None, flush_secs: int = 30
-    ) -> None:
+    A resumed run adds an events file beside the first, starting with a purge at the checkpoint's
+    step: TensorBoard then drops what the killed attempt logged after its checkpoint, and the
+    resumed run logs those steps again, so every step is shown once."""
+
+    def __init__(self, run_dir: str | Path, purge_step: int | None = None) -> None:
         # default_hp_metric off: no placeholder hp_metric=-1; the real score comes at the end.
-        super().__init__(
-            save_dir=str(run_dir), name=LOG_DIR, version="", default_hp_metric=False,
-            flush_secs=flush_secs,
-        )  # fmt: skip
-        self._replayed = replayed
+        super().__init__(save_dir=str(run_dir), name=LOG_DIR, version="", default_hp_metric=False,
+                         purge_step=purge_step)  # fmt: skip
         self.tags: set[str] = set()  # scalar names logged so far
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        if self._replayed is not None and self._replayed.skip(step, metrics):
-            return
         self.tags.update(metrics)
         super().log_metrics(metrics, step)
+        self.experiment.flush()  # a kill loses no row (the writer would wait up to 2 minutes)
 
 
 def make_tensorboard_logger(
-    settings: Mapping[str, Any] | None, run_dir: Path, replayed: Replayed | None = None
+    settings: Mapping[str, Any] | None, run_dir: Path, resume_from: Path | None = None
 ) -> RunTensorBoardLogger | None:
-    """The logger cfg.logger.tensorboard asks for (None: none)."""
+    """The logger cfg.logger.tensorboard asks for (None: none); resume_from: the checkpoint this
+    run resumes from."""
     if settings is None or settings is False:
         return None
-    settings = dict(settings) if isinstance(settings, Mapping) else {}
-    return RunTensorBoardLogger(run_dir, replayed, flush_secs=int(settings.get("flush_secs", 30)))
+    purge_step = None
+    if resume_from is not None:
+        from harness.resume import load_checkpoint
+
+        purge_step = int(load_checkpoint(Path(resume_from), "resume").get("global_step", 0))
+    return RunTensorBoardLogger(run_dir, purge_step)
 
 
 def hparams_of(config: Mapping[str, Any]) -> dict[str, Any]:
