@@ -126,7 +126,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             loggers.append(wb)
     if cfg.logger.get("csv"):
         loggers.append(RunCSVLogger(run_dir, Replayed(earlier) if earlier is not None else None))
-    tb = tensorboard.make_tensorboard_logger(cfg.logger.get("tensorboard"), run_dir, resume_from)
+    tb = tensorboard.make_tensorboard_logger(
+        cfg.logger.get("tensorboard"), run_dir, resume_from, meta["name"]
+    )
     if tb is not None:
         loggers.append(tb)
 

@@ -24,7 +24,7 @@ def _train():
 def events(run_dir: Path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    (folder,) = {p.parent for p in (run_dir / "tensorboard").glob("events.out.tfevents.*")}
+    (folder,) = {p.parent for p in (run_dir / "tensorboard").glob("*/events.out.tfevents.*")}
     acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     acc.Reload()
     return acc
@@ -53,6 +53,7 @@ def test_tensorboard_run_holds_scalars_pictures_and_score(tmp_path: Path) -> Non
     results = _train()(cfg, tmp_path)
     assert results["status"] == "finished"
     acc = events(tmp_path)
+    assert (tmp_path / "tensorboard" / "adam-lr3e-3-s0").is_dir()  # TensorBoard's run name
     scalars = set(acc.Tags()["scalars"])
     _, rows = read_metrics(tmp_path / "metrics.csv")
     for name in ("train/loss", "val/acc", "val/loss", "test/acc"):

@@ -1,6 +1,6 @@
 """TensorBoard for a run (`logger=tensorboard`, or `logger=[default,tensorboard]` beside W&B and
-CSV): event files in RUN_DIR/tensorboard/, so `tensorboard --logdir runs/` shows a sweep's runs
-side by side. Scalars go under their logged names (train/loss, val/acc), pictures as images
+CSV): event files in RUN_DIR/tensorboard/NAME/ (NAME: the run's name, adamw-lr3e-4-s0), so
+`tensorboard --logdir runs/` shows a sweep's runs side by side, each under a readable name. Scalars go under their logged names (train/loss, val/acc), pictures as images
 (diagnostics.publish), and at the end the run's hyperparameters with its score (best/MONITOR),
 which the HParams tab compares across runs."""
 
@@ -13,23 +13,23 @@ from typing import Any
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-LOG_DIR = "tensorboard"  # RUN_DIR/tensorboard/events.out.tfevents.*
+LOG_DIR = "tensorboard"  # RUN_DIR/tensorboard/NAME/events.out.tfevents.*
 # Config subtrees left out of the HParams table: where files are, how progress is shown.
 NOT_HPARAMS = ("logger", "callbacks", "meta")
 
 
 class RunTensorBoardLogger(TensorBoardLogger):
-    """Lightning's TensorBoardLogger in RUN_DIR/tensorboard/ (no version_N folders), with every
-    row on disk once logged, as metrics.csv has it.
+    """Lightning's TensorBoardLogger in RUN_DIR/tensorboard/NAME/ (no version_N folders), with
+    every row on disk once logged, as metrics.csv has it.
 
     A resumed run adds an events file beside the first, starting with a purge at the checkpoint's
     step: TensorBoard then drops what the killed attempt logged after its checkpoint, and the
     resumed run logs those steps again, so every step is shown once."""
 
-    def __init__(self, run_dir: str | Path, purge_step: int | None = None) -> None:
+    def __init__(self, run_dir: str | Path, name: str = "", purge_step: int | None = None) -> None:
         # default_hp_metric off: no placeholder hp_metric=-1; the real score comes at the end.
-        super().__init__(save_dir=str(run_dir), name=LOG_DIR, version="", default_hp_metric=False,
-                         purge_step=purge_step)  # fmt: skip
+        super().__init__(save_dir=str(run_dir), name=LOG_DIR, version=name.replace("/", "_"),
+                         default_hp_metric=False, purge_step=purge_step)  # fmt: skip
         self.tags: set[str] = set()  # scalar names logged so far
 
     @rank_zero_only
@@ -40,10 +40,13 @@ class RunTensorBoardLogger(TensorBoardLogger):
 
 
 def make_tensorboard_logger(
-    settings: Mapping[str, Any] | None, run_dir: Path, resume_from: Path | None = None
+    settings: Mapping[str, Any] | None,
+    run_dir: Path,
+    resume_from: Path | None = None,
+    name: str = "",
 ) -> RunTensorBoardLogger | None:
     """The logger cfg.logger.tensorboard asks for (None: none); resume_from: the checkpoint this
-    run resumes from."""
+    run resumes from; name: the run's (harness.tracking.names)."""
     if settings is None or settings is False:
         return None
     purge_step = None
@@ -51,7 +54,7 @@ def make_tensorboard_logger(
         from harness.resume import load_checkpoint
 
         purge_step = int(load_checkpoint(Path(resume_from), "resume").get("global_step", 0))
-    return RunTensorBoardLogger(run_dir, purge_step)
+    return RunTensorBoardLogger(run_dir, name, purge_step)
 
 
 def hparams_of(config: Mapping[str, Any]) -> dict[str, Any]:
