@@ -71,6 +71,7 @@ def test_tensorboard_run_holds_scalars_pictures_and_score(tmp_path: Path) -> Non
     values, metrics = hparams(acc)
     assert values["optim/lr"] == pytest.approx(3e-3)
     assert values["optim/_target_"] == "torch.optim.Adam"
+    assert values["choice/optim"] == "adam" and values["choice/data"] == "digits"
     assert "best/val/acc" in metrics and "test/acc" in metrics
     assert acc.Scalars("best/val/acc")[-1].value == pytest.approx(results["best"]["val/acc"])
 

@@ -96,7 +96,11 @@ def record_score(
         logger.log_metrics(new, step)
     from torch.utils.tensorboard.summary import hparams
 
-    exp, ssi, sei = hparams(hparams_of(config), metrics)
+    # the options picked (optim: momentum, not only its class torch.optim.SGD) lead the table
+    picked = {
+        f"choice/{k}": v for k, v in (results.get("choices") or {}).items() if isinstance(v, str)
+    }
+    exp, ssi, sei = hparams({**picked, **hparams_of(config)}, metrics)
     writer = logger.experiment._get_file_writer()
     for summary in (exp, ssi, sei):
         writer.add_summary(summary, step)
