@@ -16,12 +16,13 @@ def load_language_model(path: str | Path):
     import torch
     from omegaconf import OmegaConf
 
-    from harness.build import build_datamodule, build_net, target_class
+    from harness.protocol import DataTraits, traits
+    from harness.run.build import build_datamodule, build_net, target_class
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     cfg = OmegaConf.create(ckpt["config"])
     data_cls = target_class(cfg.data)
-    if getattr(data_cls, "target_kind", None) != "tokens":
+    if traits(data_cls, DataTraits).target_kind != "tokens":
         sys.exit(f"error: {path} is not a language model (data={cfg.data._target_})")
     datamodule = build_datamodule(cfg)
     datamodule.load_state_dict(ckpt[data_cls.__qualname__])  # the vocabulary
@@ -35,12 +36,30 @@ def load_language_model(path: str | Path):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("--prompt", default=None, help="text to continue (default: a random token)")
-    parser.add_argument("--tokens", type=int, default=500, help="tokens to generate")
-    parser.add_argument("--num", type=int, default=1, help="samples")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "checkpoint",
+        help="a language model's checkpoint (a run on a text corpus), e.g. "
+        "RUN_DIR/checkpoints/best.ckpt; nothing else is read",
+    )
+    parser.add_argument(
+        "--prompt",
+        default=None,
+        help="text to continue, tokenised as the run's "
+        "data was (default: a random token per sample)",
+    )
+    parser.add_argument(
+        "--tokens", type=int, default=500, help="tokens to generate after the prompt (default 500)"
+    )
+    parser.add_argument("--num", type=int, default=1, help="samples to draw (default 1)")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="divides the logits: below 1 more likely tokens, above 1 more varied (default 1.0)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the sampling, for repeatable text (default 0)"
+    )
     args = parser.parse_args(argv)
     import torch
 

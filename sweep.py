@@ -8,7 +8,7 @@ The code is in harness/sweep/ (python sweep.py --help).
 
 import sys
 
-from harness.sweep.cli import main
+from harness.sweep.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,9 @@
 """Train one model: python train.py [GROUP=OPTION ...] [KEY=VALUE ...]  (--help lists them).
 
-`main` is a thin Hydra wrapper around harness.run.train(cfg, run_dir), which tests call directly.
-Nothing heavy is imported before Hydra has parsed the command line, so --help and --cfg are fast.
+A plain list of overrides is one run: harness.run.app.run_command composes it once, checks it once
+and runs harness.run.recipe.train(cfg, run_dir), which tests call directly. Multirun (-m),
+--help, --cfg and the other Hydra flags go to Hydra (`main`). Nothing heavy is imported before
+the command line is read, so --help and --cfg are fast.
 """
 
 import sys
@@ -9,16 +11,15 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from harness.cli import precheck
+from harness.run.app import hydra_job, is_single_run, run_command
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from harness.run import run_from_hydra
-
-    run_from_hydra(cfg)
+    hydra_job(cfg)
 
 
 if __name__ == "__main__":
-    precheck(sys.argv[1:])  # a bad override exits here, before Hydra makes a run directory
+    if is_single_run(sys.argv[1:]):
+        sys.exit(run_command(sys.argv[1:]))
     main()

@@ -73,7 +73,7 @@ def compose(overrides: list[str]):
 
 
 def run_harness(overrides: list[str], run_dir: Path) -> dict[str, Any]:
-    from harness.run import train
+    from harness.run.recipe import train
 
     return train(compose(overrides), run_dir)
 

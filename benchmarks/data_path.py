@@ -18,7 +18,7 @@ from typing import Any
 import lightning as L
 
 from benchmarks.common import compose, data_overrides, interleaved, paired_ratio, summary, sync
-from harness.build import build_datamodule
+from harness.run.build import build_datamodule
 
 BATCH = 128
 WARMUP = 5  # batches before the clock starts (DataLoader: its worker processes start here)

@@ -1,6 +1,6 @@
 """nanoGPT's shakespeare_char CPU run, through the harness and as a plain PyTorch loop, side by side.
 
-Both use the same config (experiment=shakespeare_char_cpu), the same GPT code, the same batches
+Both use the same config (experiment=nanogpt_shakespeare_char), the same GPT code, the same batches
 (the datamodule's TensorLoader with the same seed), the same AdamW parameter groups, schedule and
 gradient clipping, and both measure the validation loss the same way (every 250 steps, over the
 whole validation split). The plain loop is what nanoGPT's train.py does, without Lightning.
@@ -47,13 +47,9 @@ def plain_loop(cfg) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from harness.build import (
-        build_datamodule,
-        build_net,
-        build_optimizer_factory,
-        build_scheduler_factory,
-    )
-    from lightning_modules.base import param_groups
+    from harness.run.build import build_datamodule, build_net
+    from optim.factory import build_optimizer_factory, build_scheduler_factory
+    from optim.groups import param_groups
 
     clocks = time.perf_counter(), time.process_time()
     L.seed_everything(cfg.seed, verbose=False)  # the harness's order: seed, data, then the model
@@ -98,7 +94,7 @@ def plain_loop(cfg) -> dict:
 
 
 def harness_run(cfg) -> dict:
-    from harness.run import train
+    from harness.run.recipe import train
 
     clocks = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as run_dir:
@@ -122,7 +118,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     overrides = [
-        "experiment=shakespeare_char_cpu",
+        "experiment=nanogpt_shakespeare_char",
         "logger=csv",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",

@@ -72,13 +72,13 @@ def phases() -> dict[str, float]:
 
     done("import wandb")
     from benchmarks.common import compose
-    from harness.checks import check_config
+    from harness.config.checks import check_config
 
     cfg = compose(["data=digits", "model=cnn"])
     done("compose the config (Hydra)")
     check_config(cfg)
     done("check the config (dry-built optimizer, schedule, Trainer)")
-    from harness.build import build_datamodule, build_module, build_net
+    from harness.run.build import build_datamodule, build_module, build_net
 
     dm = build_datamodule(cfg)
     dm.prepare_data()
@@ -87,12 +87,12 @@ def phases() -> dict[str, float]:
     net = build_net(cfg, dm.dims)
     build_module(cfg, net, dm.dims)
     done("build network and LightningModule")
-    from harness.run import git_state
+    from harness.run.recipe import git_state
 
     git_state()
     done("git state (2 git commands)")
     with tempfile.TemporaryDirectory() as run_dir:
-        from harness.wandb_logger import make_wandb_logger
+        from harness.tracking.wandb import make_wandb_logger
 
         os.environ["WANDB_MODE"] = "offline"
         logger, _ = make_wandb_logger({}, Path(run_dir), "startup0", {})  # starts the run

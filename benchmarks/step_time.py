@@ -82,9 +82,9 @@ def plain_step(data: str, model: list[str], steps: int) -> tuple[float, float]:
     """(wall, CPU) seconds per training step of a hand-written loop over the same tensors."""
     from benchmarks.common import compose
     from datamodules.augment import normalize, random_crop, random_flip
-    from harness.build import build_datamodule, build_net
-    from lightning_modules.base import param_groups
-    from lightning_modules.schedules import cosine
+    from harness.run.build import build_datamodule, build_net
+    from optim.groups import param_groups
+    from optim.schedules import cosine
 
     cfg = compose([*data_overrides(data), *model, f"data.batch_size={BATCH}"])
     dm = build_datamodule(cfg)

@@ -4,13 +4,14 @@ the python-pickle batches data_batch_1..5 and test_batch (10,000 images each, ro
 
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets import CIFAR10
-from torchvision.datasets.utils import calculate_md5
+from torchvision.datasets import CIFAR10, utils
 
 from datamodules.downloads import download_lock, reason
 from datamodules.errors import DatasetError
@@ -21,11 +22,34 @@ FOLDER = "cifar-10-batches-py"
 FILES = [(name, md5) for name, md5 in CIFAR10.train_list + CIFAR10.test_list]
 
 
+# What the batches refer to by name: numpy's array reconstruction (numpy 1 and 2 module names) and
+# the codec protocol 2 writes bytes with. Anything else (os.system, ...) could run code: refused.
+ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """Loads dicts, lists, strings, numbers and numpy arrays; refuses every other global."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: a CIFAR-10 batch holds only numpy arrays, "
+                "lists and strings (unpickling anything else could run code)"
+            )
+        return super().find_class(module, name)
+
+
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickle batch -> images uint8 (N, 3, 32, 32), labels int64 (N,)."""
     try:
         with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
+            entry = BatchUnpickler(f, encoding="latin1").load()
         images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
     except Exception as e:  # a truncated or foreign file fails in many ways
@@ -35,6 +59,20 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(images) != len(labels):
         raise DatasetError(f"{path} holds {len(images)} images but {len(labels)} labels")
     return images, labels
+
+
+def extract(archive: Path, folder: Path) -> None:
+    """The archive's batch files into folder, each under its name only once whole: extracted
+    beside it first (tar writes in place, so a kill would leave a file cut short), then renamed."""
+    tmp = folder.with_name(f".{folder.name}.extracting")
+    shutil.rmtree(tmp, ignore_errors=True)  # a killed run's
+    try:
+        utils.extract_archive(str(archive), str(tmp))
+        folder.mkdir(exist_ok=True)
+        for path in (tmp / FOLDER).iterdir():
+            os.replace(path, folder / path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class CIFAR10DataModule(ImageDataModule):
@@ -75,14 +113,18 @@ class CIFAR10DataModule(ImageDataModule):
 
     def prepare_data(self) -> None:
         folder = self.root / FOLDER
-        if not self.download:
-            return
-        with download_lock(self.root):
+        if not self.download or all((folder / name).exists() for name, _ in FILES):
+            return  # only read: a shared, read-only data folder works
+        with download_lock(self.root, folder):  # a failure leaves no empty folder
             if all((folder / name).exists() for name, _ in FILES):
                 return
+            archive = self.root / CIFAR10.filename
             try:
-                CIFAR10(str(self.root), train=True, download=True)  # fetches and checks the archive
+                utils.download_url(CIFAR10.url, str(self.root), CIFAR10.filename, CIFAR10.tgz_md5)
+                extract(archive, folder)
             except Exception as e:
+                if not utils.check_integrity(str(archive), CIFAR10.tgz_md5):
+                    archive.unlink(missing_ok=True)  # cut short: of no use to the next run
                 raise DatasetError(
                     f"could not download CIFAR-10 into {self.root}: {reason(e)}. Put the published "
                     f"{FOLDER}/ there (or set data.root / DATA_DIR to where it is); "
@@ -100,7 +142,7 @@ class CIFAR10DataModule(ImageDataModule):
             )
         if self.verify:
             for name, md5 in FILES:
-                if calculate_md5(str(folder / name)) != md5:
+                if utils.calculate_md5(str(folder / name)) != md5:
                     raise DatasetError(
                         f"{folder / name} is corrupt (md5 differs from the published file): "
                         "delete it and run again to download it afresh."

@@ -22,19 +22,19 @@ from datamodules.tensor_loader import (
     shuffles,
     trainer_loader,
 )
+from harness.numbers import is_int, is_number
 
 # split name -> (images uint8 (N, C, H, W), labels int64 (N,))
 Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
 def check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def check_fraction(name: str, value: object, *, allow_zero: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not (0 <= value < 1) or (value == 0 and not allow_zero):
+    if not is_number(value) or not (0 <= value < 1) or (value == 0 and not allow_zero):
         allowed = "[0, 1)" if allow_zero else "(0, 1)"
         raise ValueError(f"{name} must be a number in {allowed}, got {value!r}")
 
@@ -59,12 +59,21 @@ def labelled_subset(
     largest remainder so that the shares add up to that total exactly.
     """
     total = round(fraction * len(labels))
-    classes, counts = labels.unique(return_counts=True)
+    classes = labels.unique()
     if total < len(classes):
         raise ValueError(
             f"data.label_fraction={fraction} keeps {total} of {len(labels)} training images, fewer "
             f"than the {len(classes)} classes (use a fraction of at least {len(classes) / len(labels):.4g})"
         )
+    index = stratified_index(labels, fraction, seed)
+    return images[index], labels[index]
+
+
+def stratified_index(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """The sorted indices of a seeded, class-stratified `fraction` of `labels`: round(fraction *
+    N) in all, each class giving fraction * (its count), rounded by largest remainder."""
+    total = round(fraction * len(labels))
+    classes, counts = labels.unique(return_counts=True)
     quota = fraction * counts.double()
     share = quota.floor().long()
     extra = total - int(share.sum())  # 0 <= extra < number of classes
@@ -74,8 +83,22 @@ def labelled_subset(
         torch.nonzero(labels == c).flatten()[torch.randperm(int(n), generator=g)[:k]]
         for c, n, k in zip(classes.tolist(), counts.tolist(), share.tolist(), strict=True)
     ]
-    index = torch.cat(keep).sort().values
-    return images[index], labels[index]
+    return torch.cat(keep).sort().values
+
+
+def held_out_count(val_size: int | float, total: int) -> int:
+    """data.val_size as a number of examples: a count (int >= 1) or a fraction in (0, 1)."""
+    return val_size if isinstance(val_size, int) else round(val_size * total)
+
+
+def check_val_size(val_size: object) -> None:
+    is_count = isinstance(val_size, int) and not isinstance(val_size, bool) and val_size >= 1
+    is_fraction = isinstance(val_size, float) and 0 < val_size < 1
+    if not (is_count or is_fraction):
+        raise ValueError(
+            "data.val_size must be a number of examples (an integer >= 1) or a fraction of the "
+            f"training split in (0, 1), got {val_size!r}"
+        )
 
 
 class PILImages(Dataset):
@@ -118,8 +141,7 @@ class ImageDataModule(SplitLoaders, L.LightningDataModule):
     ) -> None:
         super().__init__()
         check_positive_int("data.batch_size", batch_size)
-        ok = isinstance(label_fraction, (int, float)) and not isinstance(label_fraction, bool)
-        if not ok or not 0 < label_fraction <= 1:
+        if not is_number(label_fraction) or not 0 < label_fraction <= 1:
             raise ValueError(
                 f"data.label_fraction must be a number in (0, 1], got {label_fraction!r}"
             )
@@ -127,7 +149,7 @@ class ImageDataModule(SplitLoaders, L.LightningDataModule):
             raise ValueError(
                 f"data.loader must be one of {', '.join(self.LOADERS)}, got {loader!r}"
             )
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        if not is_int(num_workers) or num_workers < 0:
             raise ValueError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
         self.batch_size = batch_size
         self.augment = augment

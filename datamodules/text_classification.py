@@ -77,16 +77,16 @@ class TextClassificationDataModule(TextDataModule):
         raw = self.read()
         if "val" not in raw:
             raw["train"], raw["val"] = self._hold_out(raw["train"])
-        # An example with no token at all (an empty line) becomes a single <unk>.
-        tokenized = {
-            split: ([self.tokenize(t)[: self.max_length] or [UNK] for t in texts], labels)
-            for split, (texts, labels) in raw.items()
-        }
+        tokenized = {split: (self.tokens(texts), labels) for split, (texts, labels) in raw.items()}
         vocab = Vocabulary.build(tokenized["train"][0], specials=(PAD, UNK), min_freq=self.min_freq)
         return {
             "vocab": vocab.tokens,
             "splits": {split: padded(vocab, *pair) for split, pair in tokenized.items()},
         }
+
+    def tokens(self, texts: list[str]) -> list[list[str]]:
+        """Each text's first max_length tokens; one with none at all (an empty line) is <unk>."""
+        return [self.tokenize(t)[: self.max_length] or [UNK] for t in texts]
 
     def _hold_out(self, train: Texts) -> tuple[Texts, Texts]:
         texts, labels = train

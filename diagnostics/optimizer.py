@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from diagnostics.steps import is_logging_step
+from harness.numbers import is_int
+from lightning_modules.logging_steps import is_logging_step
 
 PREFIX = "net."  # the network inside a TrainingModule; left out of group names
 
@@ -62,7 +63,7 @@ class OptimizerStats(L.Callback):
     trainable weights from before the optimizer step (one model's worth of memory, briefly)."""
 
     def __init__(self, depth: int = 2) -> None:
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        if not is_int(depth) or depth < 1:
             raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
         self.depth = depth
         self.groups: dict[str, list[nn.Parameter]] = {}

@@ -1,6 +1,8 @@
 """Callbacks that draw pictures of a classifier's predictions: confusion matrices, the most
 confident mistakes, a grid of validation images with predicted and true labels, and saliency
 (input gradients and integrated gradients for images, gradient x input for token sequences).
+(Over 250 lines: the two callbacks share one base class and its example-gathering helpers;
+the drawing itself is in diagnostics/figures.py, the attributions in diagnostics/attribution.py.)
 
 Each draws after every `every_n_epochs`-th training epoch and once more at the end of training
 (0: only at the end), on a fixed set of validation examples (the first `num_examples` of the
@@ -12,24 +14,46 @@ all ranks first.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
-from diagnostics import figures
-from diagnostics.attribution import input_gradients, integrated_gradients, token_attributions
-from diagnostics.publish import publish_figure, publish_table
+from harness.numbers import is_int
+from harness.protocol import DataTraits, data_dims, normalisation, traits, vocabulary
 from lightning_modules.classifier import Classifier
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+# Drawing (matplotlib), attributions and publishing load when a picture is first drawn, not when
+# the run starts: the training steps before that never need them.
+def _figures() -> Any:
+    from diagnostics import figures
+
+    return figures
+
+
+def _attribution() -> Any:
+    from diagnostics import attribution
+
+    return attribution
+
+
+def _publish() -> Any:
+    from diagnostics import publish
+
+    return publish
+
 
 log = logging.getLogger(__name__)
 
 
 def _check_count(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
@@ -55,7 +79,7 @@ def first_examples(loader: Any, count: int, pad: int = 0) -> tuple[Any, torch.Te
 def display_images(x: torch.Tensor, datamodule: Any) -> np.ndarray:
     """Model inputs (N, C, H, W) -> (N, H, W, C) in [0, 1]: undo the datamodule's normalisation
     when it says what it was (class attributes mean, std), else stretch each image."""
-    mean, std = getattr(datamodule, "mean", None), getattr(datamodule, "std", None)
+    mean, std = normalisation(datamodule)
     if mean is not None and std is not None:
         m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
         s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
@@ -116,7 +140,7 @@ class PictureCallback(L.Callback):
     ) -> tuple[Any, torch.Tensor]:
         if self.examples is None:
             dm = trainer.datamodule
-            pad = getattr(dm, "dims", {}).get("pad_index", 0)  # token data: the <pad> index
+            pad = data_dims(dm).get("pad_index", 0)  # token data: the <pad> index
             self.examples = first_examples(dm.val_dataloader(), self.num_examples, pad)
         x, y = self.examples
         move = lambda t: t.to(pl_module.device)  # noqa: E731
@@ -145,7 +169,7 @@ class PictureCallback(L.Callback):
         finally:
             pl_module.train(was_training)
         for kind, fig in drawn.items():
-            publish_figure(trainer, f"epoch_{self._epoch:03d}", kind, fig)
+            _publish().publish_figure(trainer, f"epoch_{self._epoch:03d}", kind, fig)
 
 
 class Predictions(PictureCallback):
@@ -212,18 +236,18 @@ class Predictions(PictureCallback):
         if counts is None or not trainer.is_global_zero:
             return
         names = class_names_of(pl_module)
-        drawn = {"confusion": figures.confusion_matrix(counts.cpu().numpy(), names, "test:")}
+        drawn = {"confusion": _figures().confusion_matrix(counts.cpu().numpy(), names, "test:")}
         if self.worst is not None:
             drawn["mistakes"] = self._mistakes_grid(trainer, self.worst[1:], names, "test")
         for kind, fig in drawn.items():
-            publish_figure(trainer, "test", kind, fig)
+            _publish().publish_figure(trainer, "test", kind, fig)
 
     def _mistakes_grid(
         self, trainer: L.Trainer, kept: tuple[torch.Tensor, ...], names: list[str], split: str
     ) -> Figure:
         x, y, pred, p = kept
         wrong = pred != y
-        return figures.prediction_grid(
+        return _figures().prediction_grid(
             display_images(x[wrong], trainer.datamodule),
             y[wrong].tolist(),
             pred[wrong].tolist(),
@@ -235,12 +259,12 @@ class Predictions(PictureCallback):
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Figure]:
         names = class_names_of(pl_module)
         drawn = {}
-        if getattr(trainer.datamodule, "input_kind", None) == "image":
+        if traits(trainer.datamodule, DataTraits).input_kind == "image":
             x, y = self.fixed_examples(trainer, pl_module)
             with torch.no_grad():
                 pred = pl_module(x).argmax(1)
             wrong = int((pred != y).sum())
-            drawn["predictions"] = figures.prediction_grid(
+            drawn["predictions"] = _figures().prediction_grid(
                 display_images(x, trainer.datamodule),
                 y.tolist(),
                 pred.tolist(),
@@ -250,7 +274,7 @@ class Predictions(PictureCallback):
         if self.mistakes is not None:
             drawn["mistakes"] = self._mistakes_grid(trainer, self.mistakes, names, "validation")
         if self.confusion is not None:
-            drawn["confusion"] = figures.confusion_matrix(
+            drawn["confusion"] = _figures().confusion_matrix(
                 self.confusion.cpu().numpy(), names, "validation:"
             )
         return drawn
@@ -262,8 +286,8 @@ def saliency_maps(
     """Two views of what in images x (N, C, H, W) drives logit[target]; each map (N, H, W).
     input gradient: |d logit / d pixel|, largest over channels (Simonyan et al., 2014).
     integrated gradients: signed, summed over channels (Sundararajan et al., 2017)."""
-    grads = input_gradients(model, x, target)
-    ig = integrated_gradients(model, x, target, steps=ig_steps)
+    grads = _attribution().input_gradients(model, x, target)
+    ig = _attribution().integrated_gradients(model, x, target, steps=ig_steps)
     return {"input gradient": grads.abs().amax(1), "integrated gradients": ig.sum(1)}
 
 
@@ -289,11 +313,11 @@ class Saliency(PictureCallback):
 
     def applies(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str | None:
         reason = super().applies(trainer, pl_module)
-        kind = getattr(trainer.datamodule, "input_kind", None)
+        kind = traits(trainer.datamodule, DataTraits).input_kind
         if reason is not None or kind == "image":
             return reason
         if kind == "tokens":
-            vocab = getattr(trainer.datamodule, "vocab", None)
+            vocab = vocabulary(trainer.datamodule)
             if vocab is None or token_embedding(pl_module.net, len(vocab)) is None:
                 return "no vocabulary, or no single token embedding (nn.Embedding) in the network"
             return None
@@ -306,7 +330,7 @@ class Saliency(PictureCallback):
         names = class_names_of(pl_module)
         if isinstance(x, torch.Tensor):
             maps = saliency_maps(pl_module, x, pred, self.ig_steps)
-            fig = figures.saliency(
+            fig = _figures().saliency(
                 display_images(x, trainer.datamodule),
                 {name: m.detach().cpu().numpy() for name, m in maps.items()},
                 y.tolist(),
@@ -317,16 +341,16 @@ class Saliency(PictureCallback):
         tokens, lengths = x  # (N, T), (N,)
         vocab = trainer.datamodule.vocab
         embedding = token_embedding(pl_module.net, len(vocab))
-        scores = token_attributions(pl_module, x, pred, embedding).cpu()  # (N, T)
+        scores = _attribution().token_attributions(pl_module, x, pred, embedding).cpu()  # (N, T)
         n = lengths.tolist()
         words = [vocab.decode(row[:k]) for row, k in zip(tokens.tolist(), n, strict=True)]
         values = [row[:k] for row, k in zip(scores.tolist(), n, strict=True)]
         true, predicted = y.tolist(), pred.tolist()
         rows = [
-            [names[t], names[p], figures.token_html(w, v)]
+            [names[t], names[p], _figures().token_html(w, v)]
             for t, p, w, v in zip(true, predicted, words, values, strict=True)
         ]
-        publish_table(
+        _publish().publish_table(
             trainer, "saliency_text", ["true", "predicted", "tokens"], rows, html=["tokens"]
         )
-        return {"saliency": figures.token_attributions(words, values, true, predicted, names)}
+        return {"saliency": _figures().token_attributions(words, values, true, predicted, names)}

@@ -24,7 +24,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.data import extract_batch_size
 
-from diagnostics.steps import is_logging_step
+from lightning_modules.logging_steps import is_logging_step
 
 MIB = 2**20
 

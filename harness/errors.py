@@ -1,10 +1,15 @@
+"""The errors a run ends with, each mapped to an exit status (harness.rundir.layout): ConfigError
+and datamodules.errors.DatasetError (missing or corrupt data) exit with 2, Diverged with 3."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+
 class ConfigError(Exception):
     """A config the run cannot use. The message names the key, the bad value and what is
     allowed; train.py prints it without a traceback and exits with status 2."""
-
-
-class DataUnavailableError(Exception):
-    """The data the run needs is missing or corrupt (exit status 2, like a bad config)."""
 
 
 class Diverged(Exception):
@@ -14,3 +19,21 @@ class Diverged(Exception):
     def __init__(self, step: int, what: str) -> None:
         super().__init__(f"diverged at step {step}: {what}")
         self.step = step
+
+
+@contextlib.contextmanager
+def constructor_errors(where: str) -> Iterator[None]:
+    """Turn a constructor's ValueError/TypeError (also as Hydra's InstantiationException) into a
+    ConfigError that says where it came from: a constructor knows its own rules best."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as e:
+        from hydra.errors import InstantiationException
+
+        if isinstance(e, InstantiationException):
+            raise ConfigError(f"{where}: {e.__cause__ or e}") from None
+        if isinstance(e, (ValueError, TypeError)):
+            raise ConfigError(f"{where}: {e}") from None
+        raise

@@ -1,10 +1,9 @@
-"""What every task's LightningModule shares: the optimizer and schedule built from factories, the
-weight-decay parameter groups, and the learning rate and gradient norm in the logs."""
+"""What every task's LightningModule shares: the optimizer and schedule built from factories on
+the parameter groups (optim/), and the learning rate and gradient norm in the logs."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning as L
@@ -13,35 +12,9 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-OptimizerFactory = Callable[
-    [Iterable[Any]], Optimizer
-]  # e.g. functools.partial(torch.optim.AdamW, lr=1e-3)
-SchedulerFactory = Callable[..., Any]  # (optimizer, total_steps=N) -> torch scheduler
-
-
-def param_groups(module: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
-    """Trainable parameters in groups.
-
-    Unless decay_norm_and_bias, tensors with fewer than two dimensions (biases, norm scales and
-    shifts) get weight_decay=0: decaying them towards zero only hurts (the usual practice since
-    Goyal et al., 2017; nanoGPT does the same). Hidden weight matrices (2-D, other than
-    embeddings and the network's output `head`) form their own group tagged "matrix": True, which
-    Muon reads (lightning_modules/muon.py) and every other optimizer ignores.
-    """
-    params = [p for p in module.parameters() if p.requires_grad]
-    outer = {id(m.weight) for m in module.modules() if isinstance(m, nn.Embedding)}
-    for m in module.modules():
-        head = getattr(m, "head", None)
-        if isinstance(head, nn.Module):
-            outer |= {id(p) for p in head.parameters()}
-    small = [p for p in params if p.ndim < 2]
-    matrices = [p for p in params if p.ndim == 2 and id(p) not in outer]
-    rest = [p for p in params if p.ndim >= 2 and not (p.ndim == 2 and id(p) not in outer)]
-    groups = [{"params": matrices, "matrix": True}, {"params": rest}]
-    groups.append(
-        {"params": small} if decay_norm_and_bias else {"params": small, "weight_decay": 0.0}
-    )
-    return [g for g in groups if g["params"]]
+from lightning_modules.logging_steps import logs_step
+from optim.factory import OptimizerFactory, SchedulerFactory
+from optim.groups import param_groups
 
 
 def frozen_modules(module: nn.Module) -> list[nn.Module]:
@@ -107,7 +80,7 @@ class TrainingModule(L.LightningModule):
 
     def log_train_loss(self, loss: torch.Tensor, batch_size: int) -> None:
         """train/loss on the steps the loggers write. Not prog_bar=True: Lightning would turn it
-        into a Python number every step, a host-device sync on a GPU (harness.callbacks.ProgressBar
+        into a Python number every step, a host-device sync on a GPU (harness.run.progress.ProgressBar
         shows it at the logging interval instead). Under DDP this is rank zero's loss on its part
         of the batch; epoch metrics are reduced over ranks."""
         if self.logs_this_step():
@@ -115,15 +88,13 @@ class TrainingModule(L.LightningModule):
 
     def logs_this_step(self) -> bool:
         """Whether the loggers get this optimizer step's metrics: every trainer.log_every_n_steps
-        steps, and the last step of a run sized by max_steps (Lightning's own rule). Values logged
+        steps, and the last step of a run sized by max_steps (lightning_modules.logging_steps). Values logged
         on other steps are never read, yet each self.log call costs Lightning a walk over its
         bookkeeping (about as much as a whole small training step), so they are not logged."""
         trainer = self._trainer
         if trainer is None:  # called outside a Trainer (self.log then warns and does nothing)
             return True
-        step = trainer.global_step + 1  # the step under way, counted from 1
-        every = trainer.log_every_n_steps
-        return (every > 0 and step % every == 0) or step == trainer.max_steps
+        return logs_step(trainer, trainer.global_step + 1)  # the step under way, counted from 1
 
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
         # The lr this step uses, and the global gradient norm before any clipping (AMP-unscaled;

@@ -15,7 +15,8 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
 
-from lightning_modules.base import OptimizerFactory, SchedulerFactory, TrainingModule
+from lightning_modules.base import TrainingModule
+from optim.factory import OptimizerFactory, SchedulerFactory
 
 
 class Classifier(TrainingModule):

@@ -20,7 +20,9 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from datamodules.tensor_loader import derive_seed
-from lightning_modules.base import OptimizerFactory, SchedulerFactory, TrainingModule
+from harness.numbers import is_int
+from lightning_modules.base import TrainingModule
+from optim.factory import OptimizerFactory, SchedulerFactory
 
 
 @torch.no_grad()
@@ -63,13 +65,9 @@ class LanguageModel(TrainingModule):
         super().__init__(
             net, optimizer, scheduler, monitor=monitor, decay_norm_and_bias=decay_norm_and_bias
         )
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+        if not is_int(samples) or samples < 0:
             raise ValueError(f"task.module.samples must be an integer >= 0, got {samples!r}")
-        if (
-            isinstance(sample_length, bool)
-            or not isinstance(sample_length, int)
-            or sample_length < 1
-        ):
+        if not is_int(sample_length) or sample_length < 1:
             raise ValueError(f"task.module.sample_length must be a positive integer, got {sample_length!r}")  # fmt: skip
         if not temperature > 0:
             raise ValueError(f"task.module.temperature must be positive, got {temperature!r}")

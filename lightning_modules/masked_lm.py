@@ -20,7 +20,8 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from datamodules.tensor_loader import derive_seed
-from lightning_modules.base import OptimizerFactory, SchedulerFactory, TrainingModule
+from lightning_modules.base import TrainingModule
+from optim.factory import OptimizerFactory, SchedulerFactory
 
 IGNORE = -100  # F.cross_entropy's ignore_index: positions that were not chosen
 

@@ -17,7 +17,8 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_modules.base import OptimizerFactory, SchedulerFactory, TrainingModule
+from lightning_modules.base import TrainingModule
+from optim.factory import OptimizerFactory, SchedulerFactory
 
 ROTATIONS = 4  # label k means rotated by k * 90 degrees, counter-clockwise
 
@@ -33,7 +34,7 @@ def rotate_batch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class RotationPrediction(TrainingModule):
-    input_kind: ClassVar[str] = "image"  # rotates its inputs: images only (harness.checks)
+    input_kind: ClassVar[str] = "image"  # rotates its inputs: images only (harness.config.checks)
 
     def __init__(
         self,

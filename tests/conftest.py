@@ -25,14 +25,13 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def compose(overrides: list[str]):
-    """The config train.py would run with these overrides (without the hydra node)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """The config train.py would run with these overrides (without the hydra node, unresolved)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
+    from harness.config.compose import compose as compose_config
+
+    cfg = compose_config(overrides)
     HydraConfig.instance().set_config(cfg)  # so ${hydra:...} and choices resolve as in a real run
     with open_dict(cfg):
         del cfg["hydra"]

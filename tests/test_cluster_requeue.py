@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cluster import requeue
-from harness.metrics_log import logged_rows
+from harness.run import requeue
+from harness.rundir.metrics import logged_rows
 from tests.conftest import FAST, ROOT
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from harness.checks import check_config
+from harness.config.checks import check_config
 from tests.conftest import ROOT, compose
 
 GROUPS = sorted(
@@ -35,7 +35,7 @@ def test_the_documented_options_exist() -> None:
             "ag_news",
         ],
         "model": ["resnet", "cnn", "mlp", "gpt", "gru", "lstm", "textcnn", "transformer"],
-        "experiment": ["shakespeare_char_cpu", "sst2_textcnn"],
+        "experiment": ["nanogpt_shakespeare_char", "sst2_textcnn"],
         "optim": ["sgd", "momentum", "nesterov", "adam", "adamw", "adagrad", "adadelta", "rmsprop"],
         "scheduler": ["constant", "cosine", "warmup_cosine", "step", "onecycle", "plateau"],
         "trainer": ["default"],
@@ -55,6 +55,9 @@ PARTNERS = {
         ("data", d): ["model=gru"]
         for d in ("shakespeare_char", "ptb", "wikitext2", "sst2", "imdb", "ag_news")
     },
+    ("data", "text_files"): ["model=gru", "data.train=train.csv", "data.test=test.csv"],
+    ("data", "text_corpus"): ["model=gru", "data.train=book.txt"],
+    ("data", "image_folder"): ["model=cnn", "data.root=images"],
     ("task", "lm"): ["data=ptb", "model=gpt"],
     ("task", "mlm"): ["data=ptb", "model=transformer"],
 }
@@ -70,14 +73,14 @@ def test_option_composes_and_passes_checks(group: str, option: str) -> None:
 def test_optimizers_are_partials_of_real_torch_classes() -> None:
     import torch
 
-    from harness.build import build_optimizer_factory
+    from optim.factory import build_optimizer_factory
 
     for path in sorted((ROOT / "conf" / "optim").glob("*.yaml")):
         cfg = compose([f"optim={path.stem}"])
         factory = build_optimizer_factory(cfg)
         optimizer = factory([{"params": [torch.nn.Parameter(torch.zeros(3, 3))], "matrix": True},
                              {"params": [torch.nn.Parameter(torch.zeros(3))]}])  # fmt: skip
-        # muon combines two torch classes (lightning_modules/muon.py); the rest are torch's own.
+        # muon combines two torch classes (optim/muon.py); the rest are torch's own.
         inner = [optimizer.muon, optimizer.adamw] if path.stem == "muon" else [optimizer]
         assert all(type(o) is getattr(torch.optim, type(o).__name__, None) for o in inner), (
             path.stem
@@ -109,6 +112,7 @@ def imports_torch(*args: str) -> bool:
     return "TORCH True" in out.stderr
 
 
+@pytest.mark.slow
 def test_help_lists_groups_without_importing_torch() -> None:
     out = run_cli("--help")
     assert out.returncode == 0
@@ -119,6 +123,7 @@ def test_help_lists_groups_without_importing_torch() -> None:
     assert not imports_torch("--cfg", "job")
 
 
+@pytest.mark.slow
 def test_cfg_job_prints_the_composed_config() -> None:
     out = run_cli("model=cnn", "optim=sgd", "optim.lr=0.05", "--cfg", "job")
     assert out.returncode == 0, out.stderr
@@ -141,6 +146,7 @@ def test_cfg_job_prints_the_composed_config() -> None:
         ("model=textcnn", "model=textcnn takes tokens but data=digits gives images"),
     ],
 )
+@pytest.mark.slow
 def test_bad_override_is_one_clear_line_and_leaves_no_run_dir(
     override: str, expected: str, tmp_path
 ) -> None:

@@ -16,7 +16,7 @@ from datamodules.cifar10 import CIFAR10DataModule
 from datamodules.digits import DigitsDataModule
 from datamodules.errors import DatasetError
 from datamodules.image import split_off
-from datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
+from datamodules.mnist import IDX_FILES, FashionMNISTDataModule, MNISTDataModule
 from datamodules.tensor_loader import TensorLoader
 
 
@@ -48,6 +48,49 @@ def test_cifar10_checksums_catch_a_corrupt_file(data_root: Path, tmp_path: Path)
         CIFAR10DataModule(
             str(root), download=False, verify=True
         ).setup()  # fixtures differ from the md5s
+
+
+class _RunsCode:
+    """A pickle that runs a command when loaded."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (self.command,)
+
+
+def test_a_cifar10_batch_that_would_run_code_is_refused(data_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "copy" / "cifar-10-batches-py"
+    shutil.copytree(data_root / "cifar-10-batches-py", folder)
+    marker = tmp_path / "ran"
+    entry = {"data": _RunsCode(f"touch {marker}"), "labels": [0]}
+    (folder / "data_batch_2").write_bytes(pickle.dumps(entry, protocol=2))
+    dm = CIFAR10DataModule(str(folder.parent), download=False, val_size=20, verify=False)
+    with pytest.raises(DatasetError) as error:
+        dm.setup()
+    message = str(error.value)
+    assert "\n" not in message and str(folder / "data_batch_2") in message
+    assert "system" in message  # what it asked for
+    assert not marker.exists()  # and nothing ran
+
+
+def test_cifar10_batches_pickled_by_numpy_2_load(data_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "copy" / "cifar-10-batches-py"
+    shutil.copytree(data_root / "cifar-10-batches-py", folder)
+    for path in folder.iterdir():  # numpy 2 names its array module numpy._core
+        path.write_bytes(
+            path.read_bytes().replace(b"numpy.core.multiarray", b"numpy._core.multiarray")
+        )
+    dm = CIFAR10DataModule(str(folder.parent), download=False, val_size=20, verify=False)
+    dm.setup()
+    assert dm.splits["test"][0].shape == (20, 3, 32, 32)
 
 
 def test_missing_data_with_downloads_off_says_where_and_what_to_do(tmp_path: Path) -> None:
@@ -145,3 +188,92 @@ def test_a_failed_download_is_reported_in_one_line() -> None:
     )
     assert reason(error) == "<urlopen error timed out>"
     assert reason(OSError()) == "OSError"
+
+
+def test_a_failed_image_download_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torchvision.datasets import CIFAR10, MNIST
+
+    closed = "http://127.0.0.1:9"  # port 9 (discard): connection refused at once, no network
+    monkeypatch.setattr(MNIST, "mirrors", [f"{closed}/"])
+    monkeypatch.setattr(CIFAR10, "url", f"{closed}/cifar-10-python.tar.gz")
+    for cls in (MNISTDataModule, CIFAR10DataModule):
+        with pytest.raises(DatasetError, match="could not download"):
+            cls(str(tmp_path / "data"), download=True).prepare_data()
+        assert not (tmp_path / "data").exists(), cls  # no folder, no lock file
+
+
+@pytest.mark.parametrize("cls", [MNISTDataModule, CIFAR10DataModule])
+def test_image_data_holding_every_file_takes_no_download_lock(
+    cls, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datamodules.cifar10
+    import datamodules.mnist
+
+    def no_lock(*args):  # a shared, read-only data folder: no lock file can be made there
+        raise AssertionError("took the download lock with every file present")
+
+    for module in (datamodules.cifar10, datamodules.mnist):
+        monkeypatch.setattr(module, "download_lock", no_lock)
+    cls(str(data_root), download=True, verify=False).prepare_data()
+
+
+def test_an_mnist_file_cut_short_by_a_kill_mid_extraction_is_extracted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+    import hashlib
+
+    from tests.fixtures import write_mnist
+
+    raw = write_mnist(tmp_path / "data") / "MNIST" / "raw"
+    resources = []
+    for name in IDX_FILES:
+        archive = gzip.compress((raw / name).read_bytes())
+        (raw / f"{name}.gz").write_bytes(archive)  # kept beside the idx files after a download
+        resources.append((f"{name}.gz", hashlib.md5(archive).hexdigest()))
+    monkeypatch.setattr(MNISTDataModule.dataset_class, "resources", resources)
+    monkeypatch.setattr(MNISTDataModule.dataset_class, "mirrors", ["http://127.0.0.1:9/"])
+    whole = (raw / "train-images-idx3-ubyte").read_bytes()
+    (raw / "train-images-idx3-ubyte").write_bytes(whole[:1000])  # the kill came mid-write
+    dm = MNISTDataModule(str(tmp_path / "data"), download=True, val_size=20)
+    dm.prepare_data()
+    assert (raw / "train-images-idx3-ubyte").read_bytes() == whole
+    dm.setup()
+
+
+def test_a_cifar10_extraction_killed_midway_is_done_again(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import tarfile
+
+    from torchvision.datasets import CIFAR10, utils
+
+    root = tmp_path / "data"
+    root.mkdir()
+    archive = root / CIFAR10.filename  # the published archive, as a finished download keeps it
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ["batches.meta", *(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+            tar.add(data_root / "cifar-10-batches-py" / name, f"cifar-10-batches-py/{name}")
+    monkeypatch.setattr(CIFAR10, "tgz_md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    real_extract = utils.extract_archive
+
+    def killed(from_path, to_path=None, *args, **kwargs):
+        """Extracts all but half of the last file, then the process dies."""
+        real_extract(from_path, to_path, *args, **kwargs)
+        last = Path(to_path or Path(from_path).parent) / "cifar-10-batches-py" / "test_batch"
+        last.write_bytes(last.read_bytes()[:1000])
+        raise KeyboardInterrupt  # not an Exception: no handler of ours runs, as for SIGKILL
+
+    monkeypatch.setattr(utils, "extract_archive", killed)
+    dm = CIFAR10DataModule(str(root), download=True, val_size=20, verify=False)
+    with pytest.raises(KeyboardInterrupt):
+        dm.prepare_data()
+    monkeypatch.setattr(utils, "extract_archive", real_extract)
+    dm.prepare_data()  # the next run
+    dm.setup()
+    assert dm.splits["test"][0].shape == (20, 3, 32, 32)
+    assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-py", CIFAR10.filename]

@@ -13,9 +13,9 @@ from PIL import Image
 from scipy.stats import chi2_contingency, chisquare
 
 from datamodules.cifar10 import CIFAR10DataModule
-from harness.checks import check_config
+from harness.config.checks import check_config
 from harness.errors import ConfigError
-from harness.run import train
+from harness.run.recipe import train
 from tests.conftest import FAST, compose, fixture_overrides
 
 

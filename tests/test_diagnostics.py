@@ -17,13 +17,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, default_collate
 
-import harness.run
 from diagnostics import figures
 from diagnostics.attribution import input_gradients, integrated_gradients, token_attributions
 from diagnostics.optimizer import layer_groups, state_bytes, update_ratio
 from diagnostics.pictures import Predictions, saliency_maps
-from harness.report import main as report_main
-from harness.wandb_logger import labelled, run_labels
+from harness.report.run_page import main as report_main
+from harness.run import recipe
+from harness.tracking.wandb import labelled, run_labels
 from tests.conftest import compose
 
 DIGITS = [str(d) for d in range(10)]
@@ -130,7 +130,7 @@ def test_layer_groups_and_update_ratio_of_an_sgd_step() -> None:
 
 @pytest.mark.parametrize(("name", "per_param"), [("sgd", 0), ("momentum", 1), ("adamw", 2)])
 def test_optimizer_state_size(name: str, per_param: int) -> None:
-    from harness.build import build_optimizer_factory
+    from optim.factory import build_optimizer_factory
 
     net = nn.Linear(20, 10)
     optimizer = build_optimizer_factory(compose([f"optim={name}"]))(net.parameters())
@@ -170,16 +170,14 @@ def test_a_run_draws_every_picture_to_png_wandb_and_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list = []
-    build = harness.run.build_callbacks
-    monkeypatch.setattr(
-        harness.run, "build_callbacks", lambda cfg: built.extend(build(cfg)) or built
-    )
+    build = recipe.build_callbacks
+    monkeypatch.setattr(recipe, "build_callbacks", lambda cfg: built.extend(build(cfg)) or built)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     cfg = compose(["data=digits", "model=cnn", "trainer.max_epochs=2", "trainer.limit_train_batches=3",
                    "trainer.limit_test_batches=2", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
                    "logger.wandb.mode=offline", "callbacks.predictions.every_n_epochs=1",
                    "callbacks.saliency.every_n_epochs=1", "callbacks.saliency.ig_steps=4"])  # fmt: skip
-    results = harness.run.train(cfg, tmp_path)
+    results = recipe.train(cfg, tmp_path)
     assert results["status"] == "finished"
 
     pictures = {p.name for p in (tmp_path / "pictures").iterdir()}
@@ -313,7 +311,7 @@ def test_per_step_hooks_never_read_tensors_on_the_host(
 ) -> None:
     """A CPU stand-in for "no device synchronisation per step": outside the steps Lightning logs,
     the diagnostics' per-batch hooks never turn a tensor into a Python value."""
-    from diagnostics.steps import is_logging_step
+    from lightning_modules.logging_steps import is_logging_step
 
     checked: list[str] = []
 
@@ -327,7 +325,7 @@ def test_per_step_hooks_never_read_tensors_on_the_host(
 
         return run
 
-    build = harness.run.build_callbacks
+    build = recipe.build_callbacks
 
     def build_strict(cfg):  # type: ignore[no-untyped-def]
         callbacks = build(cfg)
@@ -337,18 +335,18 @@ def test_per_step_hooks_never_read_tensors_on_the_host(
             c.on_validation_batch_end = strict(c.on_validation_batch_end, always=True)
         return callbacks
 
-    monkeypatch.setattr(harness.run, "build_callbacks", build_strict)
+    monkeypatch.setattr(recipe, "build_callbacks", build_strict)
     cfg = compose(["data=digits", "model=cnn", "logger.wandb=null", "trainer.max_epochs=2", "trainer.limit_train_batches=3",
                    "trainer.limit_val_batches=2", "trainer.log_every_n_steps=4", "trainer.enable_progress_bar=false",
                    "test=false", "callbacks.predictions.every_n_epochs=0", "callbacks.saliency.every_n_epochs=0"])  # fmt: skip
-    assert harness.run.train(cfg, tmp_path)["status"] == "finished"
+    assert recipe.train(cfg, tmp_path)["status"] == "finished"
     assert {"on_train_batch_end", "on_before_optimizer_step", "on_validation_batch_end"} <= set(
         checked
     )
 
 
 def test_report_shows_the_latest_picture_of_each_kind(tmp_path: Path) -> None:
-    from harness.report import latest_pictures
+    from harness.report.run_page import latest_pictures
 
     for name in ("epoch_000_a.png", "epoch_002_a.png", "epoch_010_b.png", "epoch_009_b.png",
                  "test_confusion.png", "epoch_011_a.tmp.png"):  # fmt: skip
@@ -380,15 +378,13 @@ def test_sst2_text_classifier_draws_token_saliency_and_confusion(
     from tests.conftest import fixture_overrides
 
     built: list = []
-    build = harness.run.build_callbacks
-    monkeypatch.setattr(
-        harness.run, "build_callbacks", lambda cfg: built.extend(build(cfg)) or built
-    )
+    build = recipe.build_callbacks
+    monkeypatch.setattr(recipe, "build_callbacks", lambda cfg: built.extend(build(cfg)) or built)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     cfg = compose([*fixture_overrides("sst2", data_root), "model=textcnn", "model.embed_dim=16", "model.maps=8",
                    "logger.wandb.mode=offline", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
                    "callbacks.saliency.num_examples=5"])  # fmt: skip
-    assert harness.run.train(cfg, tmp_path)["status"] == "finished"
+    assert recipe.train(cfg, tmp_path)["status"] == "finished"
 
     pictures = {p.name for p in (tmp_path / "pictures").iterdir()}
     assert pictures == {"epoch_001_saliency.png", "epoch_001_confusion.png", "test_confusion.png"}

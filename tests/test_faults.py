@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.callbacks import StopOnNonFiniteLoss
 from harness.errors import Diverged
-from harness.metrics_log import logged_rows
-from harness.run import train
-from harness.secrets import redact, redact_files, secret_values
+from harness.run.callbacks import StopOnNonFiniteLoss
+from harness.run.recipe import train
+from harness.rundir.metrics import logged_rows
+from harness.rundir.secrets import redact, redact_files, secret_values
 from tests.conftest import FAST, ROOT, compose
 from tests.wandb_files import config, history_rows, summary
 
@@ -38,6 +38,7 @@ def offline_file(run_dir: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_divergence_stops_cleanly_keeps_the_last_good_checkpoint_and_exits_3(
     tmp_path: Path,
 ) -> None:
@@ -142,7 +143,7 @@ def test_wandb_failure_falls_back_to_offline_and_loses_nothing(
     monkeypatch.delenv("WANDB_MODE", raising=False)
     cfg = compose([*FAST_WANDB, "data=digits", "model=mlp", "logger.wandb.mode=online",
                    "logger.wandb.init_timeout=2"])  # fmt: skip
-    with caplog.at_level(logging.WARNING, logger="harness.wandb_logger"):
+    with caplog.at_level(logging.WARNING, logger="harness.tracking.wandb"):
         results = train(cfg, tmp_path)
     assert results["status"] == "finished" and results["wandb_mode"] == "offline"
     assert (

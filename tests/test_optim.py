@@ -7,10 +7,10 @@ import copy
 import torch
 from torch import nn
 
-from lightning_modules.base import param_groups
-from lightning_modules.muon import MuonAdamW
 from models.mlp import MLP
 from models.resnet import ResNet
+from optim.groups import param_groups
+from optim.muon import MuonAdamW
 
 
 def test_weight_decay_skips_biases_and_norms_unless_asked() -> None:

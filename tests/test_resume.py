@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.metrics_log import logged_rows, read_metrics
-from harness.run import train
+from harness.run.recipe import train
+from harness.rundir.metrics import logged_rows, read_metrics
 from tests.conftest import ROOT, compose
 from tests.wandb_files import history_rows
 
@@ -84,6 +84,7 @@ def assert_same_run(run_dir: Path, reference: tuple[dict, str], results: dict) -
         assert results[key] == ref_results[key], key
 
 
+@pytest.mark.slow
 def test_sigterm_from_outside_saves_and_the_same_command_resumes(tmp_path: Path, reference) -> None:
     run_dir = tmp_path / "run"
     command = [*ARGS, "logger.wandb.mode=offline", f"hydra.run.dir={run_dir}"]
@@ -102,7 +103,7 @@ def test_sigterm_from_outside_saves_and_the_same_command_resumes(tmp_path: Path,
     assert saved["global_step"] == stopped["steps"]  # saved where it stopped: nothing to redo
 
     # The same command again, nothing added (run in this process, to keep the test short: the
-    # command line's own checks are those of harness.cli.check_run_dir, tested elsewhere).
+    # command line's own checks are those of harness.run.resume.check_run_dir, tested elsewhere).
     results = train(compose(command), run_dir)
     assert results["resumed_from"] == str(last)
     assert_same_run(run_dir, reference, results)
@@ -119,6 +120,7 @@ def test_sigterm_from_outside_saves_and_the_same_command_resumes(tmp_path: Path,
     assert logged == logged_rows(run_dir / "metrics.csv")
 
 
+@pytest.mark.slow
 def test_sigkill_between_checkpoints_resumes_without_losing_or_repeating_a_row(
     tmp_path: Path, reference
 ) -> None:
@@ -148,6 +150,7 @@ def test_sigkill_between_checkpoints_resumes_without_losing_or_repeating_a_row(
         (20, "train_epoch_end"),  # after the epoch's end: saved there
     ],
 )
+@pytest.mark.slow
 def test_sigterm_anywhere_resumes_to_the_same_result(
     step: int, hook: str, tmp_path: Path, reference
 ) -> None:
@@ -158,6 +161,7 @@ def test_sigterm_anywhere_resumes_to_the_same_result(
     assert_same_run(tmp_path, reference, results)
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_interrupted_and_resumes_from_the_last_checkpoint(
     tmp_path: Path, reference
 ) -> None:
@@ -178,7 +182,7 @@ def test_step_checkpoints_wait_for_a_resume_point(tmp_path: Path, monkeypatch) -
     """20 batches an epoch, a validation every 10, last.ckpt due every 20 steps: each due save
     lands on an epoch end or just before a validation, where resuming would skip work, so it is
     taken at the next batch end that is a resume point instead (never dropped)."""
-    from harness.callbacks import LastCheckpoint
+    from harness.run.callbacks import LastCheckpoint
 
     saves: list[int] = []
     save = LastCheckpoint.save

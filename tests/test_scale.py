@@ -18,8 +18,8 @@ import lightning as L
 import pytest
 import torch
 
-from harness.results import read_results
-from harness.run import train
+from harness.run.recipe import train
+from harness.rundir.results import read_results
 from tests.conftest import FAST, ROOT, compose
 
 # A model with neither dropout nor BatchNorm: then 2 processes x 8 samples and 1 x 16 compute
@@ -51,6 +51,7 @@ def state(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path: Path) -> None:
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     train(compose([*FAST, *SMALL, *FULL_EVAL, "data.batch_size=16"]), single)

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from datamodules.digits import DigitsDataModule
-from harness.build import build_net
-from harness.checks import check_config
+from harness.config.checks import check_config
 from harness.errors import ConfigError
-from harness.run import train
+from harness.run.build import build_net
+from harness.run.recipe import train
 from lightning_modules.rotation import RotationPrediction, rotate_batch
 from tests.conftest import FAST, compose
 from tests.test_training import train_losses

@@ -17,9 +17,10 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.sweep import propose
+from harness.sweep.engine import python_values
 from harness.sweep.ledger import Ledger
 from harness.sweep.runner import Runner
-from harness.sweep.spec import apply_extra, command, load_spec, plain, run_key
+from harness.sweep.spec import apply_extra, command, load_spec, run_key
 from harness.sweep.validate import check_runs
 from tests.conftest import ROOT
 
@@ -70,7 +71,7 @@ def test_random_proposals_are_plain_python_and_written_as_the_agent_writes_them(
     json.dumps(params)  # a numpy float would not serialise
     argv = command(spec, params[0], {"trainer.max_epochs": "2"})
     assert f"optim.lr={lr}" in argv and "trainer.max_epochs=2" in argv
-    assert plain({"a": [__import__("numpy").float64(0.5)]}) == {"a": [0.5]}
+    assert python_values({"a": [__import__("numpy").float64(0.5)]}) == {"a": [0.5]}
 
 
 def test_extra_overrides_replace_constants_and_join_every_run() -> None:
@@ -101,6 +102,7 @@ def _sweep_cmd(spec: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, str(ROOT / "sweep.py"), "run", str(spec), "--out", str(out), "--jobs", "2", "--no-report", *extra]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_runner_classifies_runs_and_resumes_only_what_did_not_end(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     spec = load_spec(FILES / "standin_grid.yaml")
@@ -119,6 +121,37 @@ def test_runner_classifies_runs_and_resumes_only_what_did_not_end(tmp_path: Path
         Runner(spec, out, extra=["trainer.max_epochs=3"])
 
 
+def test_a_record_after_a_torn_last_line_of_the_ledger_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    Ledger(path).record("a", state="finished")
+    with open(path, "a") as f:
+        f.write('{"key": "b", "state": "runn')  # the runner was killed mid-append
+    ledger = Ledger(path)
+    assert set(ledger.entries) == {"a"}  # the torn line is skipped
+    ledger.record("c", state="running")
+    assert Ledger(path).entries["c"]["state"] == "running"  # started on a line of its own
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and lines[1] == '{"key": "b", "state": "runn'  # left as it was
+
+
+def test_ledger_appends_survive_short_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.sweep import ledger as ledger_module
+
+    real_write = os.write
+    calls = []
+
+    def short_write(fd: int, data: bytes) -> int:  # the kernel may write fewer bytes than asked
+        calls.append(len(data))
+        return real_write(fd, data[:7])
+
+    monkeypatch.setattr(ledger_module.os, "write", short_write)
+    Ledger(tmp_path / "ledger.jsonl").record("a", state="finished", exit_code=0)
+    assert len(calls) > 1
+    assert Ledger(tmp_path / "ledger.jsonl").entries["a"]["exit_code"] == 0
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -127,6 +160,7 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie has exited
 
 
+@pytest.mark.slow
 def test_killed_runner_takes_its_runs_down_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     env = {**os.environ, "STANDIN_SLEEP": "0.2"}
@@ -163,6 +197,7 @@ def test_killed_runner_takes_its_runs_down_and_resumes(tmp_path: Path) -> None:
         assert final[e["key"]]["state"] in ("finished", "diverged", "failed")
 
 
+@pytest.mark.slow
 def test_hyperband_stops_a_run_that_trails_at_a_band(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("STANDIN_SLEEP", "0.15")
     monkeypatch.setattr("harness.sweep.runner.EARLY_STOP_EVERY_S", 0.1)
@@ -180,6 +215,7 @@ def test_hyperband_stops_a_run_that_trails_at_a_band(tmp_path: Path, monkeypatch
     assert len(rows) - 1 < 10
 
 
+@pytest.mark.slow
 def test_runner_stops_its_runs_on_sigterm(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     env = {**os.environ, "STANDIN_SLEEP": "1"}

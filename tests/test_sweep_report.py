@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.sweep.report import analysis
-from harness.sweep.report.build import parse_targets, write_report
-from harness.sweep.report.online import read_wandb
-from harness.sweep.report.records import RunRecord, SweepData
+from harness.report import analysis
+from harness.report.online import read_wandb
+from harness.report.records import RunRecord, SweepData
+from harness.report.sweep_page import parse_targets, write_report
 
 
 def _run(task, opt, lr, seed, status="finished", accs=(0.5, 0.8, 0.9)) -> RunRecord:
@@ -127,11 +127,14 @@ def test_online_sweep_is_read_through_the_public_api(tmp_path: Path) -> None:
 
 
 def test_a_finished_run_whose_loss_went_nan_counts_as_diverged() -> None:
-    from harness.sweep.report.records import settle
+    from harness.report.records import status_from_losses
 
-    assert settle("finished", [{"train/loss": 2.0}, {"train/loss": float("nan")}]) == "diverged"
-    assert settle("finished", [{"train/loss": 2.0}, {"val/acc": 0.5}]) == "finished"
-    assert settle("failed", [{"train/loss": float("inf")}]) == "failed"
+    assert (
+        status_from_losses("finished", [{"train/loss": 2.0}, {"train/loss": float("nan")}])
+        == "diverged"
+    )
+    assert status_from_losses("finished", [{"train/loss": 2.0}, {"val/acc": 0.5}]) == "finished"
+    assert status_from_losses("failed", [{"train/loss": float("inf")}]) == "failed"
 
 
 def test_rerun_writes_each_best_setting_as_a_sweep_file_with_more_seeds(tmp_path: Path) -> None:

@@ -4,8 +4,14 @@ checksums catch corrupt files; the vocabulary travels with the datamodule's stat
 
 from __future__ import annotations
 
+import http.server
 import shutil
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -19,6 +25,7 @@ from datamodules.shakespeare import TinyShakespeare
 from datamodules.sst2 import SST2
 from datamodules.vocab import MASK, PAD, UNK, Vocabulary, basic_english, characters, whitespace
 from datamodules.wikitext2 import WikiText2
+from tests.conftest import ROOT
 
 OFF = {"download": False, "verify": False}  # fixture files: no network, not the published md5s
 
@@ -182,6 +189,44 @@ def test_token_cache_is_reused_until_a_source_changes(data_root: Path, tmp_path:
     assert len(builds) == 3  # other settings, other tensors
 
 
+def test_a_failed_token_cache_write_never_fails_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from datamodules import token_cache
+
+    source = tmp_path / "source.txt"
+    source.write_text("some text\n")
+    path = tmp_path / "cache" / "x.pt"
+    real_save = torch.save
+    # A full disk: torch.save raises RuntimeError ("file write failed"), not OSError.
+    monkeypatch.setattr(torch, "save", lambda obj, f: real_save(obj, "/dev/full"))
+    with caplog.at_level("WARNING", logger="datamodules.token_cache"):
+        assert token_cache.cached(path, [source], lambda: {"a": 1}) == {"a": 1}
+    assert "could not write the token cache" in caplog.text
+    assert list(path.parent.iterdir()) == []  # no half-written temporary file left to fill the disk
+    monkeypatch.setattr(torch, "save", real_save)
+    assert token_cache.cached(path, [source], lambda: {"a": 1}) == {"a": 1}
+    assert path.is_file()
+
+
+@pytest.mark.parametrize("damage", ["torn", "foreign"])
+def test_a_damaged_token_cache_file_is_rebuilt(tmp_path: Path, damage: str) -> None:
+    from datamodules import token_cache
+
+    source = tmp_path / "source.txt"
+    source.write_text("some text\n")
+    path = tmp_path / "x.pt"
+    token_cache.cached(path, [source], lambda: {"a": torch.arange(1000)})
+    if damage == "torn":  # a copy cut short, a disk error
+        path.write_bytes(path.read_bytes()[:300])
+    else:  # a readable file of another shape: another program's, an older format's
+        torch.save([1, 2, 3], path)
+    builds = []
+    data = token_cache.cached(path, [source], lambda: builds.append(1) or {"a": torch.arange(3)})
+    assert builds == [1] and torch.equal(data["a"], torch.arange(3))
+    assert torch.equal(torch.load(path, weights_only=True)["data"]["a"], torch.arange(3))
+
+
 def test_checksums_catch_a_corrupt_file(data_root: Path) -> None:
     with pytest.raises(DatasetError, match=r"stsa.binary.train is corrupt"):
         SST2(str(data_root), 4, download=False, verify=True).setup()
@@ -253,4 +298,149 @@ def test_download_fetches_the_published_files_and_checks_them(
 
     with pytest.raises(DatasetError, match=r"could not download SST-2 from http://127"):
         Tampered(str(tmp_path / "other"), 4).prepare_data()
-    assert not (tmp_path / "other" / "sst2" / "stsa.binary.train").exists()
+    assert not (tmp_path / "other").exists()  # no file, no empty folder, no lock file left behind
+    assert sorted(p.name for p in (tmp_path / "root").iterdir()) == ["sst2"]  # no lock file
+
+
+class Stalling(http.server.BaseHTTPRequestHandler):
+    """Serves `payload` at any path, counting requests; while `stall` is set it sends the
+    headers and half the bytes, then waits until `release` is set (a connection that hangs)."""
+
+    payload = b""
+    stall = threading.Event()
+    release = threading.Event()
+    half_sent = threading.Event()
+    requests: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.payload)))
+            self.end_headers()
+            half = len(self.payload) // 2
+            self.wfile.write(self.payload[:half])
+            self.wfile.flush()
+            if self.stall.is_set():
+                self.half_sent.set()
+                self.release.wait(60)
+                return
+            time.sleep(0.05)  # slow enough that downloads not kept apart would overlap
+            self.wfile.write(self.payload[half:])
+        except OSError:
+            pass  # the client was killed
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def stalling_server():
+    Stalling.payload = torch.randint(0, 256, (300_000,), generator=torch.Generator().manual_seed(0))
+    Stalling.payload = bytes(Stalling.payload.to(torch.uint8).tolist())
+    Stalling.requests.clear()
+    for event in (Stalling.stall, Stalling.release, Stalling.half_sent):
+        event.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    Stalling.release.set()
+    server.shutdown()
+
+
+def _remote(url: str):
+    import hashlib
+
+    from datamodules.downloads import RemoteFile
+
+    return RemoteFile("corpus.txt", f"{url}/corpus.txt", hashlib.md5(Stalling.payload).hexdigest())
+
+
+def test_a_download_killed_midway_is_fetched_again(tmp_path: Path, stalling_server: str) -> None:
+    from datamodules.downloads import fetch
+
+    folder = tmp_path / "data" / "corpus"
+    Stalling.stall.set()
+    script = (
+        "import sys; from pathlib import Path; from datamodules.downloads import RemoteFile, fetch; "
+        "fetch(Path(sys.argv[1]), [RemoteFile(*sys.argv[2:])], 'corpus')"
+    )
+    remote = _remote(stalling_server)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(folder), remote.name, remote.url, remote.md5], cwd=ROOT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.stat().st_size > 0 for p in folder.glob("*") if p.is_file()):
+            assert child.poll() is None and time.monotonic() < deadline, "no partial file written"
+            time.sleep(0.05)
+    finally:
+        child.kill()  # SIGKILL mid-download: no handler runs
+        child.wait()
+    Stalling.stall.clear()
+    Stalling.release.set()
+    fetch(folder, [remote], "corpus")  # the next run
+    assert (folder / "corpus.txt").read_bytes() == Stalling.payload
+    assert sorted(p.name for p in folder.iterdir()) == ["corpus.txt"]  # no partial file left
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["corpus"]  # no lock file left
+
+
+def test_runs_that_start_together_download_once(tmp_path: Path, stalling_server: str) -> None:
+    from datamodules.downloads import fetch
+
+    folder = tmp_path / "data" / "corpus"
+    remote = _remote(stalling_server)
+    errors = []
+
+    def run() -> None:
+        try:
+            fetch(folder, [remote], "corpus")
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    # torchvision opens a URL once to follow redirects, then downloads it: one download in all
+    assert len(Stalling.requests) == 2
+    assert (folder / "corpus.txt").read_bytes() == Stalling.payload
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["corpus"]
+
+
+def test_the_download_lock_admits_one_holder_and_leaves_no_file(tmp_path: Path) -> None:
+    from datamodules.downloads import download_lock
+
+    inside, overlaps = [], []
+    root = tmp_path / "data"
+    root.mkdir()
+
+    def hold() -> None:
+        for _ in range(20):
+            with download_lock(root):
+                overlaps.append(len(inside))
+                inside.append(1)
+                time.sleep(0.001)  # others open the lock file meanwhile, then find it unlinked
+                inside.pop()
+
+    threads = [threading.Thread(target=hold) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(overlaps) == 120 and set(overlaps) == {0}
+    assert list(root.iterdir()) == []  # the last holder removed the lock file
+
+
+def test_a_data_folder_holding_every_file_is_only_read(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datamodules import downloads
+
+    def no_lock(*args):  # a shared, read-only data folder: no lock file can be made there
+        raise AssertionError("took the download lock with every file present")
+
+    monkeypatch.setattr(downloads, "download_lock", no_lock)
+    SST2(str(data_root), 4, download=True, verify=False).prepare_data()

@@ -12,9 +12,9 @@ import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from harness.checks import check_config
+from harness.config.checks import check_config
 from harness.errors import ConfigError
-from harness.run import train
+from harness.run.recipe import train
 from lightning_modules.language_model import LanguageModel, generate
 from models.gpt import GPT
 from tests.conftest import FAST, compose, fixture_overrides

@@ -20,10 +20,8 @@ RUN = [o for o in FAST if not o.startswith("logger.wandb")] + [
 
 
 def _train():
-    try:
-        from harness.run.recipe import train  # after the layout refactor (issue 12)
-    except ImportError:
-        from harness.run import train
+    from harness.run.recipe import train
+
     return train
 
 

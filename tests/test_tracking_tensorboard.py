@@ -7,17 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.metrics_log import read_metrics
+from harness.rundir.metrics import read_metrics
 from tests.conftest import FAST, compose
 
 pytest.importorskip("tensorboard")
 
 
 def _train():
-    try:
-        from harness.run.recipe import train  # after the layout refactor (issue 12)
-    except ImportError:
-        from harness.run import train
+    from harness.run.recipe import train
+
     return train
 
 

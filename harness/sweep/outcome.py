@@ -1,21 +1,13 @@
-"""What became of a run, from its results.json and exit status (train.py's contract: 0 finished,
-3 diverged, 2 bad config or data, 130 interrupted, anything else a crash)."""
+"""What became of a run, from its results.json and exit status (train.py's contract, the table in
+harness.rundir.layout: 0 finished, 3 diverged, 2 bad config or data, 130 interrupted, anything
+else a crash)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-EXIT_STATES = {0: "finished", 3: "diverged", 130: "interrupted"}
-RESULT_STATES = ("finished", "diverged", "failed", "interrupted")
-
-
-def read_status(run_dir: Path) -> str | None:
-    try:
-        status = json.loads((run_dir / "results.json").read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return status if status in RESULT_STATES else None
+from harness.rundir.layout import status_of_exit
+from harness.rundir.results import read_status
 
 
 def outcome(run_dir: Path, exit_code: int, stopped: bool) -> str:
@@ -26,10 +18,7 @@ def outcome(run_dir: Path, exit_code: int, stopped: bool) -> str:
     without writing `finished` did not finish."""
     if stopped:
         return "stopped"
-    status = read_status(run_dir)
-    by_exit = EXIT_STATES.get(exit_code, "failed")
-    if exit_code < 0:  # killed by a signal: SIGINT/SIGTERM/SIGKILL from outside the runner
-        return "interrupted"
-    if by_exit == "finished" and status != "finished":
+    by_exit = status_of_exit(exit_code)  # killed by a signal from outside the runner: interrupted
+    if by_exit == "finished" and read_status(run_dir) != "finished":
         return "failed"
     return by_exit

@@ -7,11 +7,11 @@ kept (resuming runs the same plan); bayes proposes one run at a time from the re
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.sweep.spec import SweepSpec, plain
+from harness.sweep.engine import engine, python_values
+from harness.sweep.spec import SweepSpec
 
 # Our run states -> the RunState the engine reasons with. A diverged run is a failed trial (the
 # engine imputes its worst value); a run hyperband stopped has a real history, so it is finished.
@@ -25,16 +25,9 @@ ENGINE_STATE = {
 }
 
 
-def engine():
-    with warnings.catch_warnings():  # pydantic v2 warns about the package's v1-style Config
-        warnings.simplefilter("ignore")
-        import sweeps
-    return sweeps
-
-
 def params_of(sweep_run: Any) -> dict[str, Any]:
     """{"optim.lr": 0.001, ...} from an engine run's config ({"optim.lr": {"value": ...}})."""
-    return {k: plain(v["value"]) for k, v in sweep_run.config.items()}
+    return {k: python_values(v["value"]) for k, v in sweep_run.config.items()}
 
 
 def engine_run(name: str, params: dict[str, Any], state: str, history: list[dict] = ()) -> Any:

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from harness.errors import ConfigError
-from harness.sweep.report import analysis
-from harness.sweep.report.records import SweepData
+from harness.report import analysis
+from harness.report.records import SweepData
 
 
 def best_sweep_files(sweep: SweepData, base: dict[str, Any], seeds: int, out: Path) -> list[Path]:

@@ -1,4 +1,6 @@
 """`python sweep.py run SWEEP.yaml --out DIR`: a W&B sweep file run here, with no server.
+(Over 250 lines: one Runner class whose launch/collect/early-stop/interrupt loop shares its
+state; split, each piece would take that whole state as arguments.)
 
 DIR/sweep.json   what was asked (the sweep file, the extra overrides): a resume must ask the same
 DIR/plan.json    grid and random: every run's parameters, drawn once
@@ -23,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.rundir.metrics import read_history
 from harness.sweep import process, propose
-from harness.sweep.history import read_history
 from harness.sweep.ledger import DONE, Ledger
 from harness.sweep.outcome import outcome
 from harness.sweep.spec import SweepSpec, apply_extra, command, overrides, run_key

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from harness.errors import ConfigError
+from harness.sweep.engine import engine
 
 # What `wandb agent` puts in place of ${env}, ${interpreter} and ${program}; the `${args...}`
 # macros come from W&B's own create_sweep_command_args. ${args_json_file} needs a file the agent
@@ -45,8 +46,6 @@ class SweepSpec:
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and check a sweep file; a problem is one ConfigError naming it."""
-    from harness.sweep.propose import engine
-
     path = Path(path)
     try:
         config = yaml.safe_load(path.read_text())
@@ -69,16 +68,6 @@ def load_spec(path: str | Path) -> SweepSpec:
                 f"supported: {', '.join('${' + m + '}' for m in SUPPORTED_MACROS)}"
             )
     return SweepSpec(name=str(config.get("name") or path.stem), config=config, path=path)
-
-
-def plain(value: Any) -> Any:
-    """numpy scalars and containers of them as plain Python values (`sweeps` returns numpy floats)."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    item = getattr(value, "item", None)
-    return item() if callable(item) and type(value).__module__ == "numpy" else value
 
 
 def overrides(params: dict[str, Any]) -> list[str]:

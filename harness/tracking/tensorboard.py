@@ -51,7 +51,7 @@ def make_tensorboard_logger(
         return None
     purge_step = None
     if resume_from is not None:
-        from harness.resume import load_checkpoint
+        from harness.run.resume import load_checkpoint
 
         purge_step = int(load_checkpoint(Path(resume_from), "resume").get("global_step", 0))
     return RunTensorBoardLogger(run_dir, name, purge_step)

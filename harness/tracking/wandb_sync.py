@@ -19,9 +19,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.rundir.layout import CHECKPOINT_DIR, WANDB_ID_FILE
 from harness.tracking.wandb_records import items_of, records
-
-ID_FILE = "wandb_id.txt"  # beside the checkpoints (harness.wandb_logger.ID_FILE)
 
 
 @dataclass
@@ -34,7 +33,7 @@ class Segment:
 
 
 def run_id(run_dir: Path) -> str:
-    path = run_dir / "checkpoints" / ID_FILE
+    path = run_dir / CHECKPOINT_DIR / WANDB_ID_FILE
     if not path.is_file():
         raise ValueError(f"{run_dir} has no {path.relative_to(run_dir)}: not a run that used W&B")
     return path.read_text().strip()

@@ -1,0 +1,193 @@
+"""Checks a composed config before anything runs: value ranges of the knobs people sweep, the
+model fitting the data, and a dry build of each part by its own constructor (which knows its own
+rules best: torch.optim rejects a negative lr, Lightning an unknown precision). Every failure is
+one ConfigError naming the key, the bad value and what is allowed."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from harness.errors import ConfigError, constructor_errors
+from harness.numbers import is_int, is_number
+from harness.protocol import DataTraits, ModelTraits, TaskTraits, traits
+from harness.run.build import build_callback, build_datamodule, target_class
+from optim.checks import OPTIM_RULES, dry_build_optimizer
+
+# key -> (test, what is allowed). Missing keys are skipped: not every optimizer has momentum.
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": (lambda v: is_int(v) and v >= 0, "a non-negative integer"),
+    **OPTIM_RULES,
+    "trainer.max_epochs": (
+        lambda v: v is None or (is_int(v) and v >= -1),
+        "an integer >= 1 (or -1: no limit)",
+    ),
+    "trainer.max_steps": (lambda v: is_int(v) and v >= -1, "an integer >= 1 (or -1: no limit)"),
+    "trainer.accumulate_grad_batches": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+    "trainer.gradient_clip_val": (
+        lambda v: v is None or (is_number(v) and v > 0),
+        "a positive number or null",
+    ),
+    "trainer.log_every_n_steps": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+    "checkpoint_every_n_steps": (
+        lambda v: v is None or (is_int(v) and v >= 1),
+        "an integer >= 1 or null",
+    ),
+    "logger.wandb.init_timeout": (
+        lambda v: is_number(v) and v > 0,
+        "a positive number of seconds",
+    ),
+    "logger.wandb.log_model": (
+        lambda v: v is None or v is False or v in ("best", "all"),
+        "false, best or all (checkpoints as W&B artifacts)",
+    ),
+    "pretrained": (
+        lambda v: v is None or (isinstance(v, str) and Path(v).is_file()),
+        "null or the path of a checkpoint file",
+    ),
+    "finetune": (lambda v: v in ("full", "linear"), "full or linear"),
+    "compile": (lambda v: isinstance(v, bool), "true or false"),
+    "channels_last": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def _select(cfg: DictConfig, key: str) -> tuple[bool, Any]:
+    sentinel = object()
+    value = OmegaConf.select(cfg, key, default=sentinel)
+    return value is not sentinel, value
+
+
+def check_values(cfg: DictConfig) -> None:
+    for key, (ok, allowed) in RULES.items():
+        present, value = _select(cfg, key)
+        if present and not ok(value):
+            raise ConfigError(f"{key} must be {allowed}, got {value!r}")
+
+
+# What a task predicts and what a dataset holds to predict (harness.protocol declares the traits).
+PREDICTS = {"class": "a class per example", "tokens": "the tokens of a text corpus"}
+HOLDS = {"class": "labelled examples", "tokens": "a text corpus without labels"}
+
+
+def _plural(kind: str | None) -> str:
+    return f"{kind}s" if kind and not kind.endswith("s") else str(kind)
+
+
+def _task_takes(task: TaskTraits, data: DataTraits) -> bool:
+    """A task that works on one kind of input only says so with `input_kind` (rotation: images)."""
+    return task.input_kind is None or task.input_kind == data.input_kind
+
+
+def fit_problem(data_cls: type, task_cls: type, model_cls: type, model_cfg: Any) -> str | None:
+    """Why this model cannot learn this task on this data, with `{data}`, `{task}`, `{model}`
+    for the option names; None when it can."""
+    data, task = traits(data_cls, DataTraits), traits(task_cls, TaskTraits)
+    model = traits(model_cls, ModelTraits)
+    if not _task_takes(task, data):
+        needs = _plural(task.input_kind)
+        return f"task={{task}} needs {needs} but data={{data}} gives {_plural(data.input_kind)}."
+    if data.input_kind != model.input_kind:
+        return f"model={{model}} takes {_plural(model.input_kind)} but data={{data}} gives {_plural(data.input_kind)}."
+    if data.target_kind != task.target_kind:
+        return f"task={{task}} predicts {PREDICTS[task.target_kind]} but data={{data}} holds {HOLDS[data.target_kind]}."
+    if task.target_kind not in model.outputs:
+        return f"model={{model}} cannot predict {PREDICTS[task.target_kind]}, which task={{task}} needs."
+    if task.causal and bool(model_cfg.get("bidirectional", model.bidirectional)):
+        how = "with model.bidirectional=true " if "bidirectional" in model_cfg else ""
+        return (
+            f"model={{model}} {how}sees the tokens after each position, and task={{task}} "
+            "predicts each token from the ones before it (task=mlm takes such models)."
+        )
+    return None
+
+
+def check_fit(cfg: DictConfig) -> None:
+    """The model takes the data's inputs (images, tokens) and can make the task's predictions,
+    and the task predicts what the data holds (a class per example, or the tokens of a corpus)."""
+    data_cls, task_cls, model_cls = (
+        target_class(cfg.data),
+        target_class(cfg.task.module),
+        target_class(cfg.model),
+    )
+    problem = fit_problem(data_cls, task_cls, model_cls, cfg.model)
+    if problem is None:
+        return
+    names = {group: _choice(cfg, group) for group in ("data", "task", "model")}
+    data, task = traits(data_cls, DataTraits), traits(task_cls, TaskTraits)
+    if data.target_kind != task.target_kind or not _task_takes(task, data):
+
+        def fits(t: DictConfig) -> bool:
+            other = traits(get_class(t.module._target_), TaskTraits)
+            return other.target_kind == data.target_kind and _task_takes(other, data)
+
+        tasks = _options("task", fits)
+        hint = f"Tasks for data={names['data']}: {', '.join(tasks) or 'none'}."
+    else:
+        models = _options(
+            "model", lambda m: fit_problem(data_cls, task_cls, get_class(m._target_), m) is None
+        )
+        hint = f"Models for task={names['task']} on data={names['data']}: {', '.join(models) or 'none'}."
+    raise ConfigError(f"{problem.format(**names)} {hint}")
+
+
+def _choice(cfg: DictConfig, group: str) -> str:
+    with contextlib.suppress(Exception):
+        from hydra.core.hydra_config import HydraConfig
+
+        return HydraConfig.get().runtime.choices[group]
+    node = cfg.task.module if group == "task" else cfg[group]
+    return str(node.get("_target_", group))
+
+
+def _options(group: str, fits: Callable[[DictConfig], bool]) -> list[str]:
+    """The options of a config group (conf/<group>/*.yaml) for which fits(option's config)."""
+    names = []
+    for path in sorted((Path(__file__).resolve().parents[2] / "conf" / group).glob("*.yaml")):
+        with contextlib.suppress(Exception):  # an option that does not load fits nothing
+            if fits(OmegaConf.load(path)):
+                names.append(path.stem)
+    return names
+
+
+def dry_build(cfg: DictConfig) -> None:
+    """Build each part that can be built without data, so its own checks run now."""
+    with constructor_errors(f"data={_choice(cfg, 'data')}"):
+        build_datamodule(cfg)
+    dry_build_optimizer(cfg, _choice(cfg, "optim"), _choice(cfg, "scheduler"))
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is not None:
+            with constructor_errors(f"callbacks.{name}"):
+                build_callback(node)
+    import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    with constructor_errors("trainer"), warnings_only("lightning.pytorch"):
+        try:
+            L.Trainer(**cfg.trainer, logger=False, enable_checkpointing=False)
+        except MisconfigurationException as e:
+            raise ValueError(str(e)) from None
+
+
+@contextlib.contextmanager
+def warnings_only(logger_name: str) -> Iterator[None]:
+    """Only warnings and errors from this logger meanwhile (Lightning's info lines on every build)."""
+    log = logging.getLogger(logger_name)
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError on the first problem found."""
+    check_values(cfg)
+    check_fit(cfg)
+    dry_build(cfg)

@@ -1,0 +1,147 @@
+"""The numbers of the report, from plain run records.
+
+- best setting per (task, optimizer): the setting (learning rate ...) with the best mean final
+  metric over its seeds, among settings none of whose seeds diverged (DeepOBS picks the same way);
+- time-to-target (AlgoPerf's measure, in optimizer steps): the first validation step at which a
+  run's metric reaches the task's target. An optimizer's time on a task is its fastest setting's
+  median over seeds (AlgoPerf: the fastest tuning trial, the median over studies); a run that never
+  reaches the target takes infinitely long;
+- performance profile: for each optimizer, the fraction of tasks on which its time is within a
+  factor tau of the fastest optimizer's on that task (Dolan & Moré, 2002; AlgoPerf).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+
+from harness.report.records import RunRecord, SweepData
+from harness.rundir.metrics import finite, series
+
+REL_TOLERANCE = 0.02  # default target: within 2% of the best setting's mean final value
+
+
+@dataclass
+class Setting:
+    task: str
+    optimizer: str
+    setting: str
+    lr: float | None
+    runs: list[RunRecord]
+
+    def finals(self, metric: str) -> list[float]:
+        return [
+            r.metrics[metric]
+            for r in self.runs
+            if r.status == "finished" and finite(r.metrics.get(metric))
+        ]
+
+    @property
+    def diverged(self) -> int:
+        return sum(r.status == "diverged" for r in self.runs)
+
+    @property
+    def clean(self) -> bool:
+        """Every seed ran its whole budget."""
+        return all(r.status == "finished" for r in self.runs)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def goal(sweep: SweepData, task: str) -> tuple[str, bool]:
+    """(metric, maximize) a task is judged by: its own task.monitor, as its runs recorded it
+    (val/acc for a classifier, val/loss for a language model), else the sweep's metric."""
+    for r in sweep.runs:
+        if r.task == task and r.monitor:
+            return r.monitor, r.mode != "min"
+    return sweep.metric, sweep.maximize
+
+
+def settings(sweep: SweepData) -> dict[str, dict[str, list[Setting]]]:
+    """task -> optimizer -> its settings, sorted by learning rate. A setting is named by the
+    parameters that vary among the task's runs, less optimizer and seed."""
+    by_task: dict[str, list[RunRecord]] = defaultdict(list)
+    for r in sweep.runs:
+        by_task[r.task].append(r)
+    groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
+    for task, runs in by_task.items():
+        keys = {k for r in runs for k in r.params}
+        varying = {k for k in keys if len({repr(r.params.get(k)) for r in runs}) > 1}
+        for r in runs:
+            groups[(task, r.optimizer, r.setting(varying))].append(r)
+    out: dict[str, dict[str, list[Setting]]] = defaultdict(lambda: defaultdict(list))
+    for (task, opt, label), runs in sorted(groups.items()):
+        out[task][opt].append(
+            Setting(task, opt, label, runs[0].lr, sorted(runs, key=lambda r: r.seed or 0))
+        )
+    for opts in out.values():
+        for items in opts.values():
+            items.sort(key=lambda s: (s.lr is None, s.lr or 0.0, s.setting))
+    return out
+
+
+def best_setting(items: list[Setting], metric: str, maximize: bool) -> Setting | None:
+    sign = 1 if maximize else -1
+    scored = [
+        (s.clean, sign * statistics.fmean(s.finals(metric)), s) for s in items if s.finals(metric)
+    ]
+    if not scored:
+        return None
+    return max(scored, key=lambda t: (t[0], t[1]))[2]
+
+
+def default_target(per_opt: dict[str, list[Setting]], metric: str, maximize: bool) -> float | None:
+    """The best setting's mean final value (over seeds, any optimizer), relaxed by REL_TOLERANCE:
+    AlgoPerf sets a target where a well-tuned baseline ends, and seeds scatter around it."""
+    means = [
+        statistics.fmean(s.finals(metric))
+        for items in per_opt.values()
+        for s in items
+        if s.finals(metric)
+    ]
+    if not means:
+        return None
+    best = max(means) if maximize else min(means)
+    return best - REL_TOLERANCE * abs(best) if maximize else best + REL_TOLERANCE * abs(best)
+
+
+def steps_to_target(run: RunRecord, metric: str, target: float, maximize: bool) -> float:
+    for step, value in series(run.history, metric):
+        if finite(value) and (value >= target if maximize else value <= target):
+            return float(step + 1)  # optimizer steps taken: a validation after step k logs step k-1
+    return math.inf
+
+
+def time_to_target(items: list[Setting], metric: str, maximize: bool, target: float) -> float:
+    """The fastest setting's median (over seeds) steps to the target; inf if none gets there."""
+    best = math.inf
+    for s in items:
+        times = [
+            steps_to_target(r, metric, target, maximize) for r in s.runs if r.status != "failed"
+        ]
+        if times:
+            best = min(best, statistics.median(times))
+    return best
+
+
+def performance_profile(
+    times: dict[str, dict[str, float]], taus: list[float]
+) -> dict[str, list[float]]:
+    """times: task -> optimizer -> time. Returns optimizer -> rho(tau) for each tau."""
+    optimizers = sorted({o for per in times.values() for o in per})
+    profile = {o: [] for o in optimizers}
+    for tau in taus:
+        for o in optimizers:
+            within = 0
+            for per in times.values():
+                fastest = min(per.values())
+                t = per.get(o, math.inf)
+                within += math.isfinite(t) and t <= tau * fastest
+            profile[o].append(within / len(times) if times else 0.0)
+    return profile

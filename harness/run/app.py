@@ -1,0 +1,174 @@
+"""The command line -> one run: compose once, check once, prepare the run directory, train, say how
+it ended, and return the exit status sweep runners read (harness.rundir.layout.EXIT_STATUS; 2 for
+bad input, with one line on stderr and nothing written).
+
+`run_command(overrides)` is a plain function: train.py calls it for a single run, and a sweep
+worker can call it in a forked child. Multirun jobs (-m) come through Hydra's own launcher to
+`hydra_job`, which runs the same checks once. Hydra itself writes nothing in either path
+(hydra.output_subdir is null in conf/config.yaml): RUN_DIR/.hydra/ is written here, after the
+checks, with secrets masked.
+
+Imports nothing heavy at module level: `python train.py --help` must stay fast.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.rundir.layout import (
+    BAD_INPUT,
+    CHECKPOINT_DIR,
+    EXIT_STATUS,
+    HYDRA_DIR,
+    LAST,
+    LOG_FILE,
+    RESULTS_FILE,
+)
+
+# Hydra flags that do their own thing (help, printing the config, multirun...): Hydra runs these.
+HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-m", "--multirun",
+               "-p", "--package", "--shell-completion", "-sc", "--resolve", "--version", "--config-path",
+               "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun")  # fmt: skip
+
+
+def is_single_run(argv: list[str]) -> bool:
+    """A plain list of overrides (no Hydra flag): one run, by run_command."""
+    return not any(a.split("=", 1)[0] in HYDRA_FLAGS for a in argv)
+
+
+def run_command(overrides: list[str]) -> int:
+    """One run from command-line overrides; the exit status."""
+    from harness.config.command import check_command
+    from harness.run.resume import check_run_dir
+
+    try:
+        checked = check_command(overrides)
+        run_dir = Path(os.path.abspath(str(checked.composed.hydra.run.dir)))  # ${now:...} once
+        resume_from = check_run_dir(run_dir, checked.cfg)
+    except ConfigError as e:
+        return bad_input(e)
+    start_job(checked.composed, run_dir)
+    write_hydra_files(run_dir, checked.composed)
+    return run_checked(checked.cfg, run_dir, resume_from)
+
+
+def hydra_job(cfg: Any) -> None:
+    """The body of train.py's @hydra.main (multirun jobs, and runs given Hydra flags): Hydra has
+    composed the job, made its directory and set up logging; check once, record, run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from harness.config.checks import check_config
+    from harness.config.command import task_config
+    from harness.run.resume import check_run_dir
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        composed = cfg.copy()
+        _with_hydra_node(composed, HydraConfig.instance().cfg)
+        resolved = task_config(composed)
+        check_config(resolved)
+        resume_from = check_run_dir(run_dir, resolved)
+    except ConfigError as e:
+        _remove_if_only_hydra_files(run_dir)
+        sys.exit(bad_input(e))
+    write_hydra_files(run_dir, composed)
+    status = run_checked(resolved, run_dir, resume_from)
+    if status:
+        sys.exit(status)
+
+
+def run_checked(cfg: Any, run_dir: Path, resume_from: Path | None) -> int:
+    """Train a checked config; the closing line (interrupted, diverged) and the exit status."""
+    from datamodules.errors import DatasetError
+    from harness.run import requeue
+    from harness.run.recipe import train
+
+    held = requeue.install()  # a submitit job: its requeue signal saves last.ckpt first
+    try:
+        results = train(cfg, run_dir, checked=True, resume_from=resume_from)
+    except (ConfigError, DatasetError) as e:  # found only once the data is read
+        _remove_if_only_hydra_files(run_dir)
+        return bad_input(e)
+    status = results["status"]
+    if held is not None:
+        held.after_run(status)  # stopped by it: resubmit and requeue (submitit exits here)
+    if status == "interrupted":
+        print(f"interrupted; run the same command again to resume from {run_dir / CHECKPOINT_DIR / LAST}",
+              file=sys.stderr)  # fmt: skip
+    elif status == "diverged":
+        print(f"error: {results['error']}; the run is marked diverged in {run_dir / RESULTS_FILE}",
+              file=sys.stderr)  # fmt: skip
+    return EXIT_STATUS[status]
+
+
+def bad_input(error: Exception) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return BAD_INPUT
+
+
+def start_job(composed: Any, run_dir: Path) -> None:
+    """What Hydra does for a run before calling its task: the job's runtime fields, the run
+    directory, the job's environment and working directory, logging to stdout and train.log."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import configure_log
+    from hydra.types import RunMode
+    from omegaconf import open_dict, read_write
+
+    with read_write(composed.hydra), open_dict(composed.hydra):
+        composed.hydra.runtime.output_dir = str(run_dir)
+        if composed.hydra.mode is None:  # as Hydra's own command line records a single run
+            composed.hydra.mode = RunMode.RUN
+            composed.hydra.overrides.hydra.append("hydra.mode=RUN")
+    HydraConfig.instance().set_config(composed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.update({str(k): str(v) for k, v in composed.hydra.job.env_set.items()})
+    if composed.hydra.job.chdir:
+        os.chdir(run_dir)
+    configure_log(composed.hydra.job_logging, composed.hydra.verbose)
+
+
+def write_hydra_files(run_dir: Path, composed: Any) -> None:
+    """RUN_DIR/.hydra/: config.yaml (the run's config as composed), hydra.yaml (Hydra's node),
+    overrides.yaml (the command line's overrides), as Hydra writes them, secrets masked."""
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    from harness.rundir.atomic import write_text_atomic
+    from harness.rundir.secrets import redact, secret_values
+
+    task = copy.deepcopy(composed)
+    with read_write(task), open_dict(task):
+        del task["hydra"]
+    files = {
+        "config.yaml": task,
+        "hydra.yaml": OmegaConf.masked_copy(composed, "hydra"),
+        "overrides.yaml": composed.hydra.overrides.task,
+    }
+    folder = run_dir / HYDRA_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    secrets = secret_values()
+    for name, node in files.items():
+        write_text_atomic(folder / name, redact(OmegaConf.to_yaml(node), secrets))
+
+
+def _with_hydra_node(cfg: Any, hydra_cfg: Any) -> None:
+    """cfg (a Hydra task's config) with the hydra node put back, as composed."""
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.hydra = hydra_cfg.hydra if "hydra" in hydra_cfg else hydra_cfg
+
+
+def _remove_if_only_hydra_files(run_dir: Path) -> None:
+    """A run that failed its checks leaves nothing behind but what Hydra or start_job made."""
+    names = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else set()
+    if names <= {HYDRA_DIR, LOG_FILE}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        logging.getLogger(__name__).debug("removed %s", run_dir)

@@ -1,0 +1,219 @@
+"""Callbacks every run gets (the optional ones come from the `callbacks` config group)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torchmetrics import Metric
+
+from harness.errors import Diverged
+
+
+class ConfigInCheckpoint(L.Callback):
+    """Stores the run's resolved config (plain values) in every checkpoint, so a checkpoint alone
+    is enough to rebuild the model it holds."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
+        checkpoint["config"] = self.config
+
+
+class ValidateAtLastStep(L.Callback):
+    """Lightning stops at trainer.max_steps without validating when that step falls mid-epoch, so
+    a run sized in steps would end with stale validation metrics and no best checkpoint for its
+    last stretch. Asking it to stop at that step makes it validate first (its early-stop path)."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
+
+
+class RandomState(L.Callback):
+    """Saves the global random generators (torch, CUDA, numpy, Python) in every checkpoint and
+    restores them on resume, so dropout and anything else drawing from them continues as if the
+    run had never stopped. Lightning saves none of them. (Data order and augmentation need no help:
+    they are functions of (seed, epoch, batch).) Plain tensors and numbers only: checkpoints load
+    with weights_only=True."""
+
+    def state_dict(self) -> dict[str, Any]:
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        version, internal, gauss = random.getstate()
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "python": [version, list(internal), gauss],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+
+
+class MetricStates(L.Callback):
+    """torchmetrics accumulate an epoch metric (train/acc) batch by batch in states that
+    Lightning does not save, so a run resumed mid-epoch would report it over part of the epoch.
+    This saves every metric's states in the checkpoint and restores them."""
+
+    @staticmethod
+    def _metrics(pl_module: L.LightningModule) -> dict[str, Metric]:
+        return {n: m for n, m in pl_module.named_modules() if isinstance(m, Metric)}
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
+        checkpoint["metric_states"] = {
+            name: {"states": dict(m.metric_state), "updates": m._update_count}
+            for name, m in self._metrics(pl_module).items()
+        }
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
+        saved = checkpoint.get("metric_states", {})
+        for name, metric in self._metrics(pl_module).items():
+            if name in saved:
+                for state, value in saved[name]["states"].items():
+                    setattr(metric, state, value)
+                metric._update_count, metric._computed = saved[name]["updates"], None
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """A NaN or infinite training loss stops the run, marked diverged at the first step whose loss
+    was not finite, and no checkpoint taken after that step is ever written: the last good one is
+    kept.
+
+    The loss is watched on the device (no host sync) and read on the steps the loggers write
+    (trainer.log_every_n_steps, which read the loss then anyway), before validation, before each
+    checkpoint and at the end of training: a per-step read would stall a GPU every step. With
+    log_every_n_steps=1 the bad step itself is never taken; otherwise the optimizer may take up to
+    log_every_n_steps - 1 more steps on non-finite gradients before the run stops. Under DDP every
+    rank reads the earliest bad step of any rank, so all stop together."""
+
+    NONE = torch.iinfo(torch.long).max  # "no bad step" in the cross-rank minimum
+
+    def __init__(self) -> None:
+        self.first_bad: torch.Tensor | None = None  # () int64: step of the first bad loss, or NONE
+        self.bad_loss: torch.Tensor | None = None  # () float: that loss
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss) -> None:
+        loss = loss.detach().float()
+        if self.first_bad is None or self.first_bad.device != loss.device:
+            self.first_bad = torch.full((), self.NONE, dtype=torch.long, device=loss.device)
+            self.bad_loss = torch.zeros((), device=loss.device)
+        new = ~torch.isfinite(loss) & (self.first_bad == self.NONE)
+        self.first_bad = torch.where(new, trainer.global_step, self.first_bad)
+        self.bad_loss = torch.where(new, loss, self.bad_loss)
+        if getattr(pl_module, "logs_this_step", lambda: True)():
+            self.check(trainer)
+
+    def check(self, trainer: L.Trainer | None = None) -> None:
+        """Raise Diverged if some rank has seen a non-finite loss. Every rank calls this at the
+        same points (it is a collective under DDP)."""
+        if self.first_bad is None:  # no training step yet, on any rank
+            return
+        first = self.first_bad
+        if trainer is not None and getattr(trainer, "world_size", 1) > 1:
+            first = trainer.strategy.reduce(first.clone(), reduce_op="min")
+        step = int(first)
+        if step == self.NONE:
+            return
+        if step == int(self.first_bad):
+            raise Diverged(step, f"the training loss is {float(self.bad_loss)}")
+        raise Diverged(step, "the training loss of another process is not finite")
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer)
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
+        # Weights can stay finite after a bad step (16-mixed's scaler skips it): check the loss too.
+        self.check(trainer)
+        floats = [t for t in checkpoint["state_dict"].values() if t.is_floating_point()]
+        if floats and not torch.stack([torch.isfinite(t).all() for t in floats]).all().item():
+            bad = next(k for k, t in checkpoint["state_dict"].items()
+                       if t.is_floating_point() and not torch.isfinite(t).all())  # fmt: skip
+            raise Diverged(trainer.global_step, f"the weights are not finite ({bad})")
+
+
+class LastCheckpoint(Checkpoint):
+    """RUN_DIR/checkpoints/last.ckpt, the resume point: saved every `every_n_steps` optimizer
+    steps (None: not by steps), when a SIGTERM stops training, and at the end of training.
+
+    A scheduler pre-empts a job with SIGTERM; Lightning's handler lets the current batch finish
+    and raises SIGTERMException, and the checkpoint saved then resumes at the very next batch.
+
+    Only batch ends inside an epoch with no validation due after them are resume points. At an
+    epoch's last batch, validation and the epoch-end hooks are still to come and Lightning,
+    resuming from there, skips them; at the epoch end itself Lightning resumes with its samplers
+    one epoch ahead (another data order); before a mid-epoch validation (val_check_interval),
+    Lightning resumes as if that validation had run. The first two were measured
+    (tests/test_resume.py kills runs at these points). So a SIGTERM there, or during validation,
+    or between the micro-batches of an accumulated step, saves nothing new: the run resumes from
+    its previous checkpoint and replays the steps since, which harness.rundir.metrics keeps from
+    being logged twice. A save due by steps waits for the next resume point. A Checkpoint
+    subclass, so that Lightning calls it after the callbacks whose state it saves."""
+
+    def __init__(self, path: str | Path, every_n_steps: int | None = None) -> None:
+        self.path, self.every_n_steps = str(path), every_n_steps
+        self.saved_step: int | None = None
+
+    def save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.path)
+        self.saved_step = trainer.global_step
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.saved_step = trainer.global_step  # a resumed run does not save its starting point
+
+    @staticmethod
+    def _resume_point(trainer: L.Trainer) -> bool:
+        """Whether the run could resume from the batch that just ended. Not if it closes the epoch
+        or the run (ValidateAtLastStep), not if a validation is due right after it (Lightning,
+        restarting there, takes that validation as done), not between the micro-batches of an
+        accumulated step. The private calls are Lightning's own tests for these."""
+        loop = trainer.fit_loop.epoch_loop
+        if loop.batch_progress.is_last_batch or trainer.should_stop:
+            return False
+        if trainer.accumulate_grad_batches > 1 and loop._should_accumulate():
+            return False
+        return not loop._should_check_val_fx(trainer.fit_loop._data_fetcher)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        n = self.every_n_steps
+        # Due once n steps have passed since the last save; taken at the first resume point then.
+        if n and trainer.global_step - (self.saved_step or 0) >= n and self._resume_point(trainer):
+            self.save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step != self.saved_step:
+            self.save(trainer)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if (
+            isinstance(exception, SIGTERMException)
+            and trainer.training
+            and self._resume_point(trainer)
+        ):
+            self.save(trainer)

@@ -1,0 +1,76 @@
+"""What a run records about itself beside its metrics: the code it ran (git), the options it
+picked and the overrides it was given (from the current HydraConfig), its size and where it is."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from harness.rundir.provenance import provenance
+from harness.rundir.secrets import redact
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def git_state() -> dict[str, Any]:
+    """The commit the code came from and whether it had uncommitted changes (None outside git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(PROJECT_DIR), *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def run_overrides() -> list[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except Exception:  # train() called outside a Hydra app (tests, notebooks)
+        return []
+
+
+def run_choices() -> dict[str, Any]:
+    """The option picked in each config group ({"data": "digits", "optim": "adamw", ...}): how a
+    report names a run's task and optimizer (several options share one class: sgd, momentum)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        choices = HydraConfig.get().runtime.choices
+    except Exception:  # train() called outside a Hydra app
+        return {}
+    return {
+        str(k): v if isinstance(v, str) else list(v)  # callbacks: a list of options
+        for k, v in choices.items()
+        if v is not None and not str(k).startswith("hydra")
+    }
+
+
+def run_metadata(run_dir: Path, resume_from: Path | None, n_params: int) -> dict[str, Any]:
+    """results.json's and W&B's "meta": filled in further once the Trainer knows its devices."""
+    return {
+        "params": n_params,
+        **provenance(run_dir),  # command, versions, hardware, git (and RUN_DIR/code.diff)
+        "choices": run_choices(),
+        "overrides": redact(run_overrides()),
+        "run_dir": str(run_dir),
+        "resumed_from": str(resume_from) if resume_from else None,
+    }
+
+
+def add_trainer_metadata(meta: dict[str, Any], cfg: Any, trainer: Any) -> None:
+    """Known once the Trainer has resolved devices and nodes. data.batch_size is per device."""
+    meta["world_size"] = trainer.world_size
+    if isinstance(cfg.data.get("batch_size"), int):
+        meta["global_batch_size"] = (
+            cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+        )

@@ -1,0 +1,142 @@
+"""sweep.py's command line: `run` a sweep file here, `report` on a sweep's runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+EPILOG = """examples:
+  python sweep.py run sweeps/optim_lr_digits.yaml --jobs 2 --out runs/digits trainer.max_epochs=2
+  python sweep.py report runs/digits                 # writes runs/digits/report/report.{md,html}
+  python sweep.py report ENTITY/PROJECT/SWEEP_ID --out report/   # an online sweep, by W&B's API
+  python -m harness.tracking.wandb_sync --run runs/digits/runs/*  # upload the offline runs"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sweep.py",
+        description="Run a W&B sweep file with no W&B server, and report on sweeps.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run every run of a sweep file here (resumable)")
+    run.add_argument("sweep", type=Path, help="a W&B sweep file, e.g. sweeps/optim_lr_digits.yaml")
+    run.add_argument("overrides", nargs="*", help="KEY=VALUE overrides for every run")
+    run.add_argument("--out", type=Path, required=True, help="the sweep directory (resumes it)")
+    run.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
+    run.add_argument("--count", type=int, help="at most this many runs (random/bayes: needed "
+                     "unless the file sets run_cap)")  # fmt: skip
+    run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    rep = sub.add_parser("report", help="tables and plots of a sweep's runs (Markdown + HTML)")
+    rep.add_argument("sources", nargs="+", help="sweep directories and/or W&B sweep paths "
+                     "ENTITY/PROJECT/ID; several are compared in one report")  # fmt: skip
+    rep.add_argument("--out", type=Path, help="where to write (default SOURCE/report for one "
+                     "sweep directory)")  # fmt: skip
+    rep.add_argument("--target", action="append", default=[], metavar="TASK=VALUE",
+                     help="time-to-target goal for a task (default: within 1%% of the best run)")  # fmt: skip
+    again = sub.add_parser(
+        "rerun", help="DeepOBS step 2: each optimizer's best setting, more seeds"
+    )
+    again.add_argument("source", type=Path, help="a finished sweep directory")
+    again.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
+    again.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
+    again.add_argument("--out", type=Path, help="default SOURCE/rerun")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args, rest = p.parse_known_args(argv)  # overrides may also come after the options
+    if rest and (args.command != "run" or any("=" not in r or r.startswith("-") for r in rest)):
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    if rest:
+        args.overrides += rest
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "rerun":
+            return _rerun(args)
+        return _report(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: start the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from harness.sweep.runner import Runner
+    from harness.sweep.spec import load_spec
+
+    runner = Runner(
+        load_spec(args.sweep), args.out, jobs=args.jobs, extra=args.overrides, count=args.count
+    )
+    summary = runner.run()
+    states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items())) or "nothing to do"
+    print(f"{runner.spec.name}: {states} ({summary.total} runs in the sweep) -> {args.out}")
+    for line in summary.failures:
+        print(f"  failed: {line}", file=sys.stderr)
+    if not args.no_report:
+        from harness.report.local import read_local
+        from harness.report.sweep_page import write_report
+
+        path = write_report(read_local(args.out), args.out / "report")
+        print(f"report: {path}")
+    return 1 if summary.failures else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness.report.records import merge
+    from harness.report.sweep_page import parse_targets, write_report
+
+    sweeps = []
+    for source in args.sources:
+        if Path(source).is_dir():
+            from harness.report.local import read_local
+
+            sweeps.append(read_local(Path(source)))
+        else:
+            from harness.report.online import read_wandb
+
+            sweeps.append(read_wandb(source))
+    out = args.out
+    if out is None:
+        if len(args.sources) != 1 or not Path(args.sources[0]).is_dir():
+            raise ConfigError("give --out: where to write a report on several or online sweeps")
+        out = Path(args.sources[0]) / "report"
+    path = write_report(merge(sweeps), out, targets=parse_targets(args.target))
+    print(f"report: {path}")
+    return 0
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.report.local import read_local
+    from harness.report.records import merge
+    from harness.report.sweep_page import write_report
+    from harness.sweep.rerun import best_sweep_files
+    from harness.sweep.runner import Runner
+    from harness.sweep.spec import load_spec
+
+    asked = json.loads((args.source / "sweep.json").read_text())
+    out = args.out or args.source / "rerun"
+    failed = 0
+    dirs = []
+    for path in best_sweep_files(read_local(args.source), asked["sweep"], args.seeds, out):
+        dirs.append(out / path.stem)
+        runner = Runner(load_spec(path), dirs[-1], jobs=args.jobs, extra=asked.get("extra", []))
+        summary = runner.run()
+        failed += len(summary.failures)
+        print(
+            f"{runner.spec.name}: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items()))
+        )
+    path = write_report(merge([read_local(d) for d in dirs]), out / "report")
+    print(f"sweep files: {out}/*.yaml (wandb sweep FILE runs one online); report: {path}")
+    return 1 if failed else 0
