@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.run import train
+from harness.run.recipe import train
 from tests.conftest import FAST, compose
 from tests.own_files import NAMES, write_corpus, write_image_folder, write_labelled_splits
 from tests.test_bad_input import assert_clear_failure, run_cli

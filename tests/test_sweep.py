@@ -22,7 +22,7 @@ from harness.sweep.ledger import Ledger
 from harness.sweep.runner import Runner
 from harness.sweep.spec import apply_extra, command, load_spec, run_key
 from harness.sweep.validate import check_runs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, compose
 
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
 FILES = ROOT / "tests" / "sweep_files"
@@ -48,12 +48,22 @@ def test_every_run_of_every_sweep_is_a_valid_train_py_command(
     assert spec.config["program"] == "train.py"
     assert "${args_no_hyphens}" in spec.config["command"]
     assert "callbacks=sweep" in spec.config["command"]  # no pictures in sweeps: they cost minutes
-    assert re.fullmatch(r"(train|val|test)/\w+", spec.config["metric"]["name"])
     runs = _runs_of(spec)
     assert runs
     runner = Runner.__new__(Runner)  # only its command building: no directory
     runner.spec, runner.fixed, runner.extra = spec, {}, []
     check_runs([runner.train_overrides(p) for p in runs])
+    # The sweep optimises the runs' score: the best value of their task's monitor (a sweep over
+    # tasks with different monitors: best/val/loss, which every task logs)
+    by_choices = {tuple(o for o in runner.train_overrides(p) if "." not in o.split("=")[0]): p for p in runs}  # fmt: skip
+    monitors = {compose(runner.train_overrides(p)).task for p in by_choices.values()}
+    goals = {(t.monitor, t.mode) for t in monitors}
+    metric = spec.config["metric"]
+    if len(goals) == 1:
+        (monitor, mode), = goals  # fmt: skip
+        assert metric == {"name": f"best/{monitor}", "goal": f"{mode}imize"}
+    else:
+        assert metric == {"name": "best/val/loss", "goal": "minimize"}
 
 
 def test_sweeps_folder_holds_only_yaml() -> None:
@@ -82,6 +92,22 @@ def test_extra_overrides_replace_constants_and_join_every_run() -> None:
     assert "data.batch_size=32" in command(spec, runs[0], fixed)
 
 
+def test_an_override_with_a_subset_of_a_swept_parameters_values_narrows_the_grid() -> None:
+    spec = load_spec(ROOT / "sweeps" / "optim_lr_cpu.yaml")
+    full = propose.plan(spec, None)
+    narrow, fixed = apply_extra(spec, ["optim=adam", "seed=0", "optim.lr=1e-3,0.1"])
+    runs = propose.plan(narrow, None)
+    assert fixed == {} and len(runs) == len(full) // 2 // 2 // 3 * 2
+    assert {(r["optim"], r["seed"]) for r in runs} == {("adam", 0)}
+    assert {r["optim.lr"] for r in runs} == {0.001, 0.1}
+    with pytest.raises(ConfigError, match="sweeps optim over momentum, adam; give a subset"):
+        apply_extra(spec, ["optim=sgd"])
+    bayes = load_spec(ROOT / "sweeps" / "lr_search_digits.yaml")
+    with pytest.raises(ConfigError, match="drawn from a distribution"):
+        apply_extra(bayes, ["optim.lr=0.1"])
+    assert apply_extra(bayes, ["optim=sgd,adamw"])[0].config["parameters"]["optim"] == {"values": ["sgd", "adamw"]}  # fmt: skip
+
+
 def test_a_bad_parameter_is_one_error_before_anything_runs(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     text = (FILES / "standin_grid.yaml").read_text().replace("[0.01, 5, 10]", "[0.01, -1]")
@@ -91,8 +117,9 @@ def test_a_bad_parameter_is_one_error_before_anything_runs(tmp_path: Path) -> No
     ):
         Runner(load_spec(bad), tmp_path / "out").run()
     assert not (tmp_path / "out" / "runs").exists()
-    with pytest.raises(ConfigError, match=r"optim\.lr is swept by standin-grid"):
+    with pytest.raises(ConfigError, match=r"optim\.lr=1: standin-grid sweeps optim\.lr over 0\.01, 5, 10; give a subset"):  # fmt: skip
         Runner(load_spec(FILES / "standin_grid.yaml"), tmp_path / "o2", extra=["optim.lr=1"])
+    assert not (tmp_path / "o2").exists()
     bad.write_text(text.replace("method: grid", "method: grod"))
     with pytest.raises(ConfigError, match="not a valid W&B sweep"):
         load_spec(bad)

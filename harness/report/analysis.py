@@ -1,11 +1,13 @@
 """The numbers of the report, from plain run records.
 
-- best setting per (task, optimizer): the setting (learning rate ...) with the best mean final
-  metric over its seeds, among settings none of whose seeds diverged (DeepOBS picks the same way);
-- time-to-target (AlgoPerf's measure, in optimizer steps): the first validation step at which a
-  run's metric reaches the task's target. An optimizer's time on a task is its fastest setting's
-  median over seeds (AlgoPerf: the fastest tuning trial, the median over studies); a run that never
-  reaches the target takes infinitely long;
+- a run's score: its monitored metric at its best validation, best/<monitor> (the checkpoint that
+  is tested); `by="final"` uses the last validation's value instead;
+- best setting per (task, optimizer): the setting (learning rate ...) with the best mean score over
+  its seeds, among settings none of whose seeds diverged (DeepOBS picks the same way);
+- time to target (AlgoPerf-style): the first validation at which a run's metric reaches the task's
+  target, in optimizer steps and in wall-clock seconds of training (perf/train_s, validation
+  included). An optimizer's time on a task is its fastest setting's median over seeds (AlgoPerf:
+  the fastest tuning trial, the median over studies); a run that never gets there takes forever;
 - performance profile: for each optimizer, the fraction of tasks on which its time is within a
   factor tau of the fastest optimizer's on that task (Dolan & Moré, 2002; AlgoPerf).
 """
@@ -18,9 +20,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from harness.report.records import RunRecord, SweepData
-from harness.rundir.metrics import finite, series
+from harness.rundir.metrics import TIME, finite, series
 
-REL_TOLERANCE = 0.02  # default target: within 2% of the best setting's mean final value
+REL_TOLERANCE = 0.02  # default target: within 2% of the best setting's mean score
+BY = ("best", "final")  # what a run's validation value is: its score, or its last validation
+
+
+def score_key(metric: str, by: str) -> str:
+    """The results.json / summary key of a run's value of `metric` (val/acc -> best/val/acc)."""
+    return f"best/{metric}" if by == "best" else metric
 
 
 @dataclass
@@ -60,17 +68,20 @@ def goal(sweep: SweepData, task: str) -> tuple[str, bool]:
     for r in sweep.runs:
         if r.task == task and r.monitor:
             return r.monitor, r.mode != "min"
-    return sweep.metric, sweep.maximize
+    return sweep.metric.removeprefix("best/"), sweep.maximize
 
 
 def settings(sweep: SweepData) -> dict[str, dict[str, list[Setting]]]:
     """task -> optimizer -> its settings, sorted by learning rate. A setting is named by the
-    parameters that vary among the task's runs, less optimizer and seed."""
+    parameters that vary among the task's runs, less optimizer and seed. Runs logged before the
+    score existed get it from their history (RunRecord.fill_best)."""
     by_task: dict[str, list[RunRecord]] = defaultdict(list)
     for r in sweep.runs:
         by_task[r.task].append(r)
     groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
     for task, runs in by_task.items():
+        for r in runs:
+            r.fill_best(*goal(sweep, task))
         keys = {k for r in runs for k in r.params}
         varying = {k for k in keys if len({repr(r.params.get(k)) for r in runs}) > 1}
         for r in runs:
@@ -97,8 +108,8 @@ def best_setting(items: list[Setting], metric: str, maximize: bool) -> Setting |
 
 
 def default_target(per_opt: dict[str, list[Setting]], metric: str, maximize: bool) -> float | None:
-    """The best setting's mean final value (over seeds, any optimizer), relaxed by REL_TOLERANCE:
-    AlgoPerf sets a target where a well-tuned baseline ends, and seeds scatter around it."""
+    """The best setting's mean value of `metric` (a score key; over seeds, any optimizer), relaxed
+    by REL_TOLERANCE: AlgoPerf sets a target a well-tuned baseline reaches, and seeds scatter."""
     means = [
         statistics.fmean(s.finals(metric))
         for items in per_opt.values()
@@ -118,16 +129,32 @@ def steps_to_target(run: RunRecord, metric: str, target: float, maximize: bool) 
     return math.inf
 
 
-def time_to_target(items: list[Setting], metric: str, maximize: bool, target: float) -> float:
-    """The fastest setting's median (over seeds) steps to the target; inf if none gets there."""
-    best = math.inf
+def seconds_to_target(run: RunRecord, metric: str, target: float, maximize: bool) -> float:
+    """Training seconds (perf/train_s) at the first validation whose score reaches the target;
+    NaN for a run that did not log the time (logged before the score existed)."""
+    timed = [r for r in run.history if TIME in r and f"best/{metric}" in r]
+    if not timed:
+        return math.nan
+    for row in timed:
+        value = row[f"best/{metric}"]
+        if finite(value) and (value >= target if maximize else value <= target):
+            return row[TIME]
+    return math.inf
+
+
+def time_to_target(
+    items: list[Setting], metric: str, maximize: bool, target: float, clock: str = "steps"
+) -> float:
+    """The fastest setting's median (over seeds) time to the target, in optimizer steps or
+    seconds; inf if none gets there, NaN if no run timed it."""
+    runs_time = steps_to_target if clock == "steps" else seconds_to_target
+    medians = []
     for s in items:
-        times = [
-            steps_to_target(r, metric, target, maximize) for r in s.runs if r.status != "failed"
-        ]
+        times = [runs_time(r, metric, target, maximize) for r in s.runs if r.status != "failed"]
+        times = [t for t in times if not math.isnan(t)]
         if times:
-            best = min(best, statistics.median(times))
-    return best
+            medians.append(statistics.median(times))
+    return min(medians) if medians else (math.nan if clock == "seconds" else math.inf)
 
 
 def performance_profile(

@@ -1,5 +1,7 @@
 """A sweep run by sweep.py, read from its directory: sweep.json, the ledger, and each run's
-results.json, metrics.csv and .hydra/ files."""
+results.json, metrics.csv and .hydra/ files. A Hydra multirun directory (`train.py -m`: one run
+directory per job) or a single run directory reads the same way, each job's overrides its
+parameters."""
 
 from __future__ import annotations
 
@@ -65,9 +67,7 @@ def read_local(out: Path) -> SweepData:
     try:
         asked = json.loads((out / "sweep.json").read_text())
     except (OSError, ValueError):
-        raise ConfigError(
-            f"{out} is not a sweep directory (no sweep.json): run sweep.py run"
-        ) from None
+        return _read_runs(out)
     ledger = Ledger(out / "ledger.jsonl")
     runs = [
         read_run(out / e.get("run_dir", f"runs/{k}"), e)
@@ -83,4 +83,41 @@ def read_local(out: Path) -> SweepData:
         runs=runs,
         source=str(out),
         command=f"python sweep.py run {asked.get('file', 'SWEEP.yaml')} --out {out} {extra}".strip(),
+    )
+
+
+def _is_run(path: Path) -> bool:
+    return (path / "results.json").is_file() or (path / ".hydra" / "overrides.yaml").is_file()
+
+
+def _read_runs(out: Path) -> SweepData:
+    """A Hydra multirun directory (OUT/0, OUT/1 ...) or one run directory."""
+    dirs = [out] if _is_run(out) else sorted(p for p in out.iterdir() if _is_run(p))
+    if not dirs:
+        raise ConfigError(
+            f"{out} holds no runs: give a sweep.py directory (sweep.json), a train.py -m "
+            "directory, or a run directory (results.json)"
+        )
+    runs = []
+    for d in dirs:
+        overrides = yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text() or "[]") if (d / ".hydra" / "overrides.yaml").is_file() else []  # fmt: skip
+        params = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in overrides)}
+        try:
+            state = json.loads((d / "results.json").read_text())["status"]
+        except (OSError, ValueError, KeyError):
+            state = "failed"  # the job died before writing its results
+        runs.append(
+            read_run(d, {"key": d.name, "params": params, "overrides": overrides, "state": state})
+        )
+    monitor = next((r for r in runs if r.monitor), None)
+    multirun = _read_yaml(out / "multirun.yaml").get("hydra", {}).get("overrides", {}).get("task")
+    return SweepData(
+        name=out.name,
+        metric=f"best/{monitor.monitor}" if monitor else "best/val/acc",
+        goal="minimize" if monitor and monitor.mode == "min" else "maximize",
+        runs=runs,
+        source=str(out),
+        command=f"python train.py -m {' '.join(shlex.quote(o) for o in multirun)}"
+        if multirun
+        else None,
     )

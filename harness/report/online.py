@@ -2,7 +2,8 @@
 
 Only what the report needs is read: the sweep's config (its metric), and per run its config
 (the sweep's parameters arrive flat, e.g. "optim.lr"; train.py adds meta.choices), its summary
-(results.json's values, status included) and its history of the metric and train/loss.
+(results.json's values, status and score included) and its history of the validation
+metrics, the score (with perf/train_s) and train/loss.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def read_run(run: Any, parameters: dict[str, Any]) -> RunRecord:
     history = [
         {k: float(v) for k, v in row.items() if is_number(v)}
         for row in run.scan_history()
-        if any(k.startswith(("val/", "train/loss")) for k in row)
+        if any(k.startswith(("val/", "best/", "train/loss")) for k in row)
     ]
     for row in history:
         row.setdefault("step", row.get("trainer/global_step", row.get("_step", 0)))

@@ -27,7 +27,7 @@ def _save(fig, path: Path) -> Path:
 
 
 def sensitivity(task: str, per_opt: dict[str, list[Setting]], metric: str, path: Path) -> Path:
-    """Final metric vs learning rate, one curve per optimizer (mean ± std over seeds); a learning
+    """A run value (score or final) vs learning rate, one curve per optimizer (mean ± std over seeds); a learning
     rate at which a seed diverged is an x on the plot's lower edge."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     colors = _colors(list(per_opt))
@@ -53,9 +53,7 @@ def sensitivity(task: str, per_opt: dict[str, list[Setting]], metric: str, path:
             ax.scatter(lrs, [lo - 1.5 * pad] * len(lrs), marker="x", s=40, color=colors[opt],
                        label=f"{opt}: diverged")  # fmt: skip
     ax.set_xscale("log")
-    ax.set(
-        xlabel="learning rate", ylabel=f"final {metric}", title=f"{task}: learning-rate sensitivity"
-    )
+    ax.set(xlabel="learning rate", ylabel=metric, title=f"{task}: learning-rate sensitivity")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)

@@ -20,12 +20,31 @@ class RunRecord:
     lr: float | None
     seed: int | None
     status: str  # finished | diverged | stopped | failed | interrupted | running
-    metrics: dict[str, float] = field(default_factory=dict)  # final values: val/acc, test/acc ...
+    # the score (best/val/acc ...: at the best validation), the last values (val/acc ...) and the
+    # best checkpoint's test metrics (test/acc ...)
+    metrics: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)  # metrics.csv rows
     runtime_s: float | None = None  # inside train(), from results.json
     wall_s: float | None = None  # the whole process, as the runner saw it
     monitor: str | None = None  # the task's metric (task.monitor), e.g. val/acc
     mode: str | None = None  # max | min
+
+    def fill_best(self, metric: str, maximize: bool) -> None:
+        """A run logged before the score existed has no best/ metrics: take them from its history,
+        the validation row with the best value of `metric` (the first of equal values, as the
+        run's checkpoint kept it)."""
+        if f"best/{metric}" in self.metrics:
+            return
+        best: dict[str, float] | None = None
+        for row in self.history:
+            v = row.get(metric, math.nan)
+            if math.isfinite(v) and (
+                best is None or (v > best[metric] if maximize else v < best[metric])
+            ):
+                best = row
+        for k, v in (best or {}).items():
+            if k.startswith("val/"):
+                self.metrics[f"best/{k}"] = v
 
     def setting(self, keys: set[str]) -> str:
         """This run's values of `keys` but task, optimizer and seed, e.g. "optim.lr=0.001"."""
@@ -38,7 +57,7 @@ class RunRecord:
 @dataclass
 class SweepData:
     name: str
-    metric: str  # the sweep's metric.name, e.g. "val/acc"
+    metric: str  # the sweep's metric.name, e.g. "best/val/acc"
     goal: str  # maximize | minimize
     runs: list[RunRecord]
     source: str  # where the runs were read from

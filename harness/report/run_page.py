@@ -154,7 +154,9 @@ def run_section(
     summary += [(f"best {k}", v) for k, v in (results.get("best") or {}).items()]
     summary += sorted((k, v) for k, v in results.items() if k.startswith("test/"))
     summary += sorted(  # last values of the diagnostics: optim/state_bytes, perf/samples_per_s...
-        (k, v) for k, v in results.items() if "/" in k and k.split("/")[0] not in ("test", *SPLITS)
+        (k, v)
+        for k, v in results.items()
+        if "/" in k and k.split("/")[0] not in ("test", "best", *SPLITS)
     )
     if results.get("git"):
         summary.append(("git", results["git"]))

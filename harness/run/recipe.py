@@ -182,6 +182,7 @@ def record(run: Run, results: dict[str, Any], best_path: str | None, started: fl
     last = callbacks.last_checkpoint.path
     results.update(
         best=callbacks.best.best,
+        **callbacks.best.scores(),  # the score: best/val/acc ... at the top level
         best_checkpoint=_relative(
             best_path or callbacks.best_checkpoint.best_model_path, run.run_dir
         ),

@@ -20,6 +20,8 @@ from typing import Any
 from harness.rundir.atomic import write_text_atomic
 from harness.rundir.layout import METRICS_FILE
 
+TIME = "perf/train_s"  # logged with the score after each validation: seconds of training so far
+
 Row = tuple[int, frozenset[str]]
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.report.analysis import BY, REL_TOLERANCE
 
 EPILOG = """examples:
   python sweep.py run sweeps/optim_lr_digits.yaml --jobs 2 --out runs/digits trainer.max_epochs=2
@@ -37,7 +38,10 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, help="where to write (default SOURCE/report for one "
                      "sweep directory)")  # fmt: skip
     rep.add_argument("--target", action="append", default=[], metavar="TASK=VALUE",
-                     help="time-to-target goal for a task (default: within 1%% of the best run)")  # fmt: skip
+                     help="time-to-target goal for a task (default: within "
+                     f"{REL_TOLERANCE:.0%}% of the best setting's mean score)")  # fmt: skip
+    rep.add_argument("--by", choices=BY, default="best", help="rank runs by their score, the "
+                     "best validation, whose checkpoint is tested (default), or the final one")  # fmt: skip
     again = sub.add_parser(
         "rerun", help="DeepOBS step 2: each optimizer's best setting, more seeds"
     )
@@ -109,7 +113,7 @@ def _report(args: argparse.Namespace) -> int:
         if len(args.sources) != 1 or not Path(args.sources[0]).is_dir():
             raise ConfigError("give --out: where to write a report on several or online sweeps")
         out = Path(args.sources[0]) / "report"
-    path = write_report(merge(sweeps), out, targets=parse_targets(args.target))
+    path = write_report(merge(sweeps), out, targets=parse_targets(args.target), by=args.by)
     print(f"report: {path}")
     return 0
 

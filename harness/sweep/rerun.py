@@ -23,7 +23,8 @@ def best_sweep_files(sweep: SweepData, base: dict[str, Any], seeds: int, out: Pa
     paths = []
     for task, per_opt in analysis.settings(sweep).items():
         for opt, items in per_opt.items():
-            best = analysis.best_setting(items, *analysis.goal(sweep, task))
+            metric, up = analysis.goal(sweep, task)
+            best = analysis.best_setting(items, analysis.score_key(metric, "best"), up)
             if best is None:
                 continue
             params = {k: {"value": v} for k, v in best.runs[0].params.items() if k != "seed"}

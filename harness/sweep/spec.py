@@ -85,23 +85,45 @@ def run_key(params: dict[str, Any], extra: list[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _narrowed(spec: SweepSpec, key: str, param: dict[str, Any], value: str) -> dict[str, Any]:
+    """A swept parameter narrowed to the given subset of its values (`optim=adam,sgd`, `seed=0`),
+    in the sweep's order."""
+    if "values" not in param:
+        raise ConfigError(f"{key} is drawn from a distribution by {spec.name}; it cannot be fixed")
+    asked = [yaml.safe_load(v) for v in value.split(",")] if value else []
+
+    def same(a: Any, b: Any) -> bool:
+        try:
+            return a == b or float(a) == float(b)  # 1e-3 (a YAML string) is 0.001
+        except (TypeError, ValueError):
+            return str(a) == str(b)
+
+    unknown = [a for a in asked if not any(same(a, v) for v in param["values"])]
+    if unknown or not asked:
+        allowed = ", ".join(map(str, param["values"]))
+        raise ConfigError(f"{key}={value}: {spec.name} sweeps {key} over {allowed}; give a subset")
+    return {**param, "values": [v for v in param["values"] if any(same(a, v) for a in asked)]}
+
+
 def apply_extra(spec: SweepSpec, extra: list[str]) -> tuple[SweepSpec, dict[str, str]]:
     """Extra KEY=VALUE overrides for every run. One naming a constant parameter of the sweep
-    (`value:`) replaces its value; one naming a swept parameter is an error; the others are
-    returned as fixed args, W&B style ({key: value})."""
+    (`value:`) replaces its value; one naming a swept parameter with a subset of its values
+    (`optim=adam,sgd`, `seed=0`) narrows the grid to them; the others are returned as fixed args,
+    W&B style ({key: value})."""
     parameters = dict(spec.config["parameters"])
     fixed: dict[str, str] = {}
     for item in extra:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"extra override {item!r} is not KEY=VALUE")
-        param = parameters.get(key.lstrip("+~"))
+        name = key.lstrip("+~")
+        param = parameters.get(name)
         if param is None:
             fixed[key] = value
         elif set(param) == {"value"}:
-            parameters[key] = {"value": yaml.safe_load(value) if value else value}
+            parameters[name] = {"value": yaml.safe_load(value) if value else value}
         else:
-            raise ConfigError(f"{key} is swept by {spec.name}; it cannot be fixed for every run")
+            parameters[name] = _narrowed(spec, name, param, value)
     config = {**spec.config, "parameters": parameters}
     return SweepSpec(name=spec.name, config=config, path=spec.path), fixed
 
