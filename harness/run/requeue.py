@@ -3,15 +3,15 @@
 SLURM sends USR2 `signal_delay_s` seconds before the time limit (submitit's sbatch line
 `--signal=USR2@120`). submitit's own handler would requeue the job and exit on the spot, mid-batch,
 with nothing saved since the last periodic last.ckpt. Here, that signal instead stops training the
-way SIGTERM does (Lightning finishes the batch; harness.callbacks.LastCheckpoint saves last.ckpt;
+way SIGTERM does (Lightning finishes the batch; harness.run.callbacks.LastCheckpoint saves last.ckpt;
 results.json says "interrupted"; W&B marks the run preempted), and once the run has written its
 results, submitit's handler runs: it resubmits the same job (hydra-submitit-launcher's
 `checkpoint`: the same overrides and job number, so the same run directory) and requeues it
-(`scontrol requeue`). The requeued job resumes from last.ckpt by itself (harness.resume).
+(`scontrol requeue`). The requeued job resumes from last.ckpt by itself (harness.run.resume).
 
 Lightning's own SLURM requeue (SLURMEnvironment auto_requeue: SIGUSR1, hpc_ckpt_N.ckpt,
 `scontrol requeue`) is turned off in submitit jobs, so that a job is never requeued twice. A job
-submitted with a plain sbatch script keeps it (Lightning is then the one owner; README)."""
+submitted with a plain sbatch script keeps it (Lightning is then the one owner; docs/resume.md)."""
 
 from __future__ import annotations
 
