@@ -13,7 +13,7 @@ EPILOG = """examples:
   python sweep.py run sweeps/optim_lr_digits.yaml --jobs 2 --out runs/digits trainer.max_epochs=2
   python sweep.py report runs/digits                 # writes runs/digits/report/report.{md,html}
   python sweep.py report ENTITY/PROJECT/SWEEP_ID --out report/   # an online sweep, by W&B's API
-  wandb sync runs/digits/runs/*/wandb/offline-run-*  # upload the offline runs afterwards"""
+  python -m harness.tracking.wandb_sync --run runs/digits/runs/*  # upload the offline runs"""
 
 
 def parser() -> argparse.ArgumentParser:
