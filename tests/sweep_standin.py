@@ -8,8 +8,8 @@ checkpoints/last.ckpt after each (a temporary file renamed, as train.py writes i
 
 For the tests: `${oc.env:NAME}` in a value is resolved from the environment, as Hydra does; the
 argv is kept in argv.json (what `ps` shows); a `+notes` value is kept only as its sha256.
-$STANDIN_LOG: a line per start and end of a run. $CHAOS_TRACE with $CHAOS_PAUSE_S: mid-checkpoint
-it logs `ckpt` there and sleeps, a window for a kill.
+$STANDIN_LOG: a line per start and end of a run. With $CHAOS_WINDOW=ckpt, mid-checkpoint it logs
+"ckpt PID" to $CHAOS_TRACE and sleeps $CHAOS_PAUSE_S: a window for a kill.
 """
 
 import hashlib
@@ -45,7 +45,7 @@ def log(line: str) -> None:
 
 
 def pause(window: str) -> None:
-    if os.environ.get("CHAOS_TRACE"):
+    if os.environ.get("CHAOS_WINDOW") == window:
         with open(os.environ["CHAOS_TRACE"], "a") as f:
             f.write(f"{window} {os.getpid()}\n")
         time.sleep(float(os.environ.get("CHAOS_PAUSE_S", "0")))
