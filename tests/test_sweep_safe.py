@@ -72,6 +72,29 @@ def test_two_runners_on_one_out_share_its_runs_and_run_each_once(tmp_path: Path)
     assert set(launches.values()) == {1}
 
 
+BAYES = """name: standin-bayes
+program: tests/sweep_standin.py
+method: bayes
+run_cap: 6
+metric: {name: val/loss, goal: minimize}
+command: ["${env}", "${interpreter}", "${program}", "${args_no_hyphens}"]
+parameters:
+  optim.lr: {distribution: log_uniform_values, min: 0.001, max: 0.1}
+"""
+
+
+def test_two_runners_on_one_bayes_sweep_keep_to_its_run_cap(tmp_path: Path) -> None:
+    out, log = tmp_path / "sweep", tmp_path / "starts.log"
+    env = {**os.environ, "STANDIN_SLEEP": "0.2", "STANDIN_LOG": str(log)}
+    args = [sys.executable, "sweep.py", "run", str(_small(tmp_path, BAYES)), "--out", str(out), "--jobs", "2", "--no-report"]  # fmt: skip
+    runners = [subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]  # fmt: skip
+    outputs = [r.communicate(timeout=600)[0] for r in runners]
+    assert [r.returncode for r in runners] == [0, 0], outputs
+    entries = Ledger(out / "ledger.jsonl").entries
+    assert len(entries) == 6 and {e["state"] for e in entries.values()} == {"finished"}, outputs
+    assert _starts(log) == Counter({k: 1 for k in entries})
+
+
 def test_a_runner_leaves_alone_a_run_another_runner_holds(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     spec = load_spec(_small(tmp_path))

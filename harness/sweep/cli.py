@@ -82,10 +82,12 @@ def _run(args: argparse.Namespace) -> int:
     for line in summary.failures:
         print(f"  failed: {line}", file=sys.stderr)
     if not args.no_report:
+        from harness.rundir.lock import hold
         from harness.sweep.report.build import write_report
         from harness.sweep.report.local import read_local
 
-        path = write_report(read_local(args.out), args.out / "report")
+        with hold(args.out, "sweep directory", wait=True):  # runners sharing --out end together
+            path = write_report(read_local(args.out), args.out / "report")
         print(f"report: {path}")
     return 1 if summary.failures else 0
 

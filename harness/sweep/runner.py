@@ -35,6 +35,7 @@ from harness.sweep.validate import check_runs
 
 POLL_S = 0.2  # how often finished children are collected
 EARLY_STOP_EVERY_S = 2.0  # how often hyperband reads the running runs' metrics.csv
+MAX_REPEATS = 20  # bayes: proposals of known runs before the space counts as explored
 
 
 @dataclass
@@ -103,6 +104,7 @@ class Runner:
         self.locks: dict[str, Lock] = {}  # the runs this runner holds (out/locks/KEY.lock)
         self.histories: dict[str, list[dict]] = {}  # metric rows of ended runs, read once
         self.started = time.time()
+        self.repeats = 0  # bayes proposals of runs already in the ledger
 
     def _plan(self) -> list[dict[str, Any]] | None:
         """grid and random: the plan on disk, else one drawn now (written once checked)."""
@@ -270,9 +272,12 @@ class Runner:
             if len(self.ledger.entries) >= self.cap:
                 return None
             params = propose.propose_bayes(self.spec, self.engine_runs())
+            if self.key(params) in self.ledger.entries:  # a run it has seen (discrete values)
+                self.repeats += 1
+                return None if self.repeats >= MAX_REPEATS else False
             self.check([params])
             lock = self.claim(self.key(params))
-            if isinstance(lock, str):  # proposed before: the engine will propose another
+            if isinstance(lock, str):
                 return False
             self.launch(params, lock)
         return True
