@@ -129,7 +129,7 @@ def _files(run_dir: Path) -> set[str]:
     return {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()}
 
 
-def _check(out: Path, reference: Path, log: Path) -> None:
+def _check(out: Path, reference: Path, log: Path) -> str:
     lines = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]  # whole
     want = {k: e["state"] for k, e in Ledger(reference / "ledger.jsonl").entries.items()}
     got = {k: e["state"] for k, e in Ledger(out / "ledger.jsonl").entries.items()}
@@ -148,6 +148,8 @@ def _check(out: Path, reference: Path, log: Path) -> None:
                 assert (run / name).read_bytes() == (ref / name).read_bytes(), (key, name)
     time.sleep(0.5)
     assert not [e for e in events if e[0] == "start" and _alive(int(e[2]))]
+    launches = sum(e.get("state") == "running" for e in lines)
+    return f"{launches} launches, {sum(bool(e.get('recovered')) for e in lines)} recovered"
 
 
 def _rounds(tmp: Path, reference: Path, runners: int, kills: int, budget_s: float) -> Counter:
@@ -159,9 +161,9 @@ def _rounds(tmp: Path, reference: Path, runners: int, kills: int, budget_s: floa
             break
         t0 = time.time()
         out, done, log, spent = _chaos(tmp / f"round{i}", rng, runners, kills - sum(total.values()), left)  # fmt: skip
-        _check(out, reference, log)
+        held = _check(out, reference, log)
         total, left = total + done, left - spent
-        print(f"round {i}: {dict(done)}, {spent:.1f} s killing, {time.time() - t0:.1f} s in all")
+        print(f"round {i}: {dict(done)}, {held}, {spent:.1f} s killing, {time.time() - t0:.1f} s in all")  # fmt: skip
     return total
 
 
