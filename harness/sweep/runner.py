@@ -211,15 +211,18 @@ class Runner:
         if run_dir.exists():  # an earlier attempt that did not end: start it afresh
             shutil.rmtree(run_dir)
         self.histories.pop(key, None)
+        # recorded before the child exists: whatever results.json this directory gets from now
+        # on is this attempt's, so a runner that dies before recording its end can recover it
+        self.ledger.record(
+            key, state="running", params=params, overrides=self.train_overrides(params),
+            run_dir=str(run_dir.relative_to(self.out)),
+        )  # fmt: skip
         threads = max(1, (os.cpu_count() or 1) // self.jobs)
         job = process.start(
             key, params, self.argv(params, run_dir), run_dir, self.cwd, threads, keep=lock.fd
         )
         self.running[key], self.locks[key] = job, lock
-        self.ledger.record(
-            key, state="running", params=params, overrides=self.train_overrides(params),
-            run_dir=str(run_dir.relative_to(self.out)), pid=job.proc.pid,
-        )  # fmt: skip
+        self.ledger.record(key, pid=job.proc.pid)
 
     def end(self, key: str, **fields: Any) -> None:
         """Record how run `key` ended, then let other runners see it."""
