@@ -88,8 +88,10 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_report:
         from harness.report.local import read_local
         from harness.report.sweep_page import write_report
+        from harness.rundir.lock import hold
 
-        path = write_report(read_local(args.out), args.out / "report")
+        with hold(args.out, "sweep directory", wait=True):  # runners sharing --out end together
+            path = write_report(read_local(args.out), args.out / "report")
         print(f"report: {path}")
     return 1 if summary.failures else 0
 
