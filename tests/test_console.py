@@ -48,7 +48,7 @@ def test_the_quick_start_ends_with_its_closing_block_and_no_noise(tmp_path: Path
         f"test/acc {results['test/acc']:.4g}",
         f"run directory: {run_dir}",
         f"report: python -m harness.report {run_dir}",
-        f"W&B (offline): wandb sync {run_dir / 'wandb'}/offline-run-*",
+        f"W&B (offline), upload with: python -m harness.tracking.wandb_sync --run {run_dir}",
     ]
     for line in closing:
         assert line in out.stdout, out.stdout[-3000:]

@@ -113,12 +113,14 @@ def _job_ended(
 def run_checked(cfg: Any, run_dir: Path, resume_from: Path | None, out: dict | None = None) -> int:
     """Train a checked config; the closing block and the exit status (`out` gets the results)."""
     from datamodules.errors import DatasetError
+    from harness.run import requeue
     from harness.run.quiet import lightning_logs_to_root, silence_noise
     from harness.run.recipe import train
     from harness.run.summary import say_closing
 
     silence_noise()
     lightning_logs_to_root()
+    held = requeue.install()  # a submitit job: its requeue signal saves last.ckpt first
     try:
         results = train(cfg, run_dir, checked=True, resume_from=resume_from)
     except (ConfigError, DatasetError) as e:  # found only once the data is read
@@ -128,6 +130,8 @@ def run_checked(cfg: Any, run_dir: Path, resume_from: Path | None, out: dict | N
         out.update(results)
     say_closing(results, run_dir)
     status = results["status"]
+    if held is not None:
+        held.after_run(status)  # stopped by it: resubmit and requeue (submitit exits here)
     if status == "interrupted":
         print(f"interrupted; run the same command again to resume from {run_dir / CHECKPOINT_DIR / LAST}",
               file=sys.stderr)  # fmt: skip

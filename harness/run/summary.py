@@ -57,7 +57,9 @@ def closing_lines(results: dict[str, Any], run_dir: Path) -> list[str]:
         )
     lines += [f"run directory: {run_dir}", f"report: python -m harness.report {run_dir}"]
     if results.get("wandb_mode") == "offline":
-        lines.append(f"W&B (offline): wandb sync {run_dir / 'wandb'}/offline-run-*")
+        from harness.tracking.wandb import sync_hint
+
+        lines.append(f"W&B (offline), upload with: {sync_hint(run_dir)}")
     return lines
 
 
