@@ -182,8 +182,20 @@ def warnings_only(logger_name: str) -> Iterator[None]:
         log.setLevel(level)
 
 
+def check_trains(cfg: DictConfig) -> None:
+    """A checkpoint given with nothing to train is someone wanting to evaluate it (Lightning
+    would stop with a traceback, and leave a failed run directory): eval.py does that."""
+    zero = [k for k in ("max_epochs", "max_steps") if cfg.trainer.get(k) == 0]
+    if cfg.get("ckpt_path") and zero:
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} with trainer.{zero[0]}=0 trains nothing; to evaluate the "
+            f"checkpoint: python eval.py ckpt_path={cfg.ckpt_path} [split=test|val] (eval.py --help)"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError on the first problem found."""
     check_values(cfg)
+    check_trains(cfg)
     check_fit(cfg)
     dry_build(cfg)

@@ -116,21 +116,21 @@ def run_config(ckpt: dict[str, Any], overrides: list[str]) -> Any:
     from omegaconf import OmegaConf
 
     from harness.config.command import _as_config_error, check_types
-    from harness.config.compose import _NotSimple, apply_values, override_key
+    from harness.config.compose import _NotSimple, apply_values, config_groups, override_key
 
     base = OmegaConf.create(ckpt["config"])
     cfg = base.copy()
     OmegaConf.set_struct(cfg, True)  # a misspelt key is an error, not a new key
+    groups = config_groups()
     for o in overrides:
+        key = override_key(o)
+        if key in groups:  # data=mnist: another dataset is data.KEY=VALUE on the trained one
+            raise ConfigError(
+                f"{o}: the checkpoint fixes {key}; change its keys instead ({key}.KEY=VALUE)"
+            )
         try:
             apply_values(cfg, [o])
         except _NotSimple:
-            key = override_key(o)
-            head = key.split(".", 1)[0]
-            if "." not in key and head in ("data", "model", "optim", "task", "trainer", "logger"):
-                raise ConfigError(
-                    f"{o}: the checkpoint fixes {head}; change its keys instead ({head}.KEY=VALUE)"
-                ) from None
             raise ConfigError(
                 f"cannot apply {o}: no key {key} in the checkpoint's config"
             ) from None
