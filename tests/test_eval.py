@@ -147,6 +147,19 @@ def test_a_datamodule_without_a_test_split(tmp_path, data_root) -> None:
     assert code == 2 and not (tmp_path / "e").exists()
     code, results = evaluate(f"ckpt_path={run_dir}", "split=val", f"run_dir={tmp_path / 'v'}")
     assert code == 0 and "val/loss" in results
+    # predict: each prompt line continued by `tokens` characters
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("First Citizen:\n\nthe \n")
+    out = tmp_path / "gen.jsonl"
+    code, results = evaluate(f"ckpt_path={run_dir}", f"predict={prompts}", f"predict_out={out}",
+                             "tokens=12", f"run_dir={tmp_path / 'p'}")  # fmt: skip
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (
+        code == 0
+        and results["count"] == 2
+        and [r["input"] for r in rows] == ["First Citizen:", "the "]
+    )
+    assert all(len(r["prediction"]) == 12 for r in rows)
 
 
 def test_training_zero_epochs_from_a_checkpoint_points_to_eval(runs, tmp_path) -> None:
@@ -162,3 +175,74 @@ def test_help_is_fast_and_imports_no_torch() -> None:
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 0 and "ckpt_path=PATH" in out.stdout and "predict=FILE" in out.stdout
     assert " torch" not in out.stderr and "lightning" not in out.stderr
+
+
+def read_predictions(path: Path) -> list[dict]:
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines()]
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_predict_round_trip_for_text(runs, tmp_path) -> None:
+    run_dir, trained = runs["texts"]
+    test_file = run_dir.parent / "texts" / "test.tsv"
+    code, results = evaluate(
+        f"ckpt_path={run_dir}", f"predict={test_file}", f"run_dir={tmp_path / 'p'}"
+    )
+    assert code == 0 and results["job_type"] == "predict"
+    rows = read_predictions(Path(results["predictions"]))  # default: RUN_DIR/predictions.csv
+    assert Path(results["predictions"]) == tmp_path / "p" / "predictions.csv"
+    examples = labelled_examples("test")
+    assert [r["input"] for r in rows] == [t for _, t in examples]
+    for r in rows:
+        probs = [float(r[f"p_{n}"]) for n in NAMES]
+        assert r["prediction"] == NAMES[probs.index(max(probs))]
+        assert sum(probs) == pytest.approx(1, abs=1e-4)
+    # the training run tested the first 2 batches of 4 (FAST): its accuracy, from the predictions
+    hits = [r["prediction"] == y for r, (y, _) in zip(rows[:8], examples[:8], strict=True)]
+    assert sum(hits) / 8 == pytest.approx(trained["test/acc"])
+    # the same predictions as JSONL, from a plain text file (one input a line, no labels)
+    plain = tmp_path / "inputs.txt"
+    plain.write_text("".join(t + "\n" for _, t in examples))
+    out = tmp_path / "out.jsonl"
+    code, _ = evaluate(f"ckpt_path={run_dir}", f"predict={plain}", f"predict_out={out}",
+                       f"run_dir={tmp_path / 'q'}")  # fmt: skip
+    again = read_predictions(out)
+    assert code == 0 and [r["prediction"] for r in again] == [r["prediction"] for r in rows]
+    assert set(again[0]["probabilities"]) == set(NAMES)
+
+
+def test_predict_round_trip_for_an_image_folder(tmp_path) -> None:
+    from tests.own_files import write_image_folder
+
+    root = write_image_folder(tmp_path / "images")
+    run_dir = tmp_path / "run"
+    overrides = [*FAST, "data=image_folder", f"data.root={root}", "data.batch_size=8", "model=mlp"]
+    trained = train(compose(overrides), run_dir)
+    code, results = evaluate(f"ckpt_path={run_dir}", f"predict={root / 'test'}",
+                             f"run_dir={tmp_path / 'p'}")  # fmt: skip
+    assert code == 0
+    rows = read_predictions(Path(results["predictions"]))
+    classes = sorted(p.name for p in (root / "train").iterdir())
+    truth = [Path(r["input"]).parent.name for r in rows]
+    assert len(rows) == len(list((root / "test").rglob("*.png"))) and set(truth) <= set(classes)
+    hits = [r["prediction"] == y for r, y in zip(rows[:16], truth[:16], strict=True)]
+    assert sum(hits) / 16 == pytest.approx(trained["test/acc"])  # the tested 2 batches of 8
+    one = next((root / "test").rglob("*.png"))
+    code, results = evaluate(f"ckpt_path={run_dir}", f"predict={one}", f"run_dir={tmp_path / 'q'}")
+    assert code == 0 and results["count"] == 1
+
+
+def test_predict_bad_input(runs, tmp_path) -> None:
+    run_dir, _ = runs["texts"]
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("a b c\n")
+    for args, expected in [
+        ([f"predict={tmp_path / 'nope.txt'}"], "no such file or folder"),
+        ([f"predict={inputs}", f"predict_out={tmp_path / 'o.parquet'}"], "must be .csv or .jsonl"),
+        ([f"predict={inputs}", f"predict_out={inputs}"], "extension must be"),
+    ]:
+        out = eval_cli(f"ckpt_path={run_dir}", *args, f"run_dir={tmp_path / 'e'}")
+        assert_clear_failure(out, expected)
+        assert not (tmp_path / "e").exists()

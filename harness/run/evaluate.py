@@ -166,9 +166,12 @@ class Rebuilt:
     dims: dict[str, Any]
 
 
-def rebuild(cfg: Any, ckpt: dict[str, Any], stage: str | None) -> Rebuilt:
+def rebuild(
+    cfg: Any, ckpt: dict[str, Any], stage: str | None, dims: dict[str, Any] | None = None
+) -> Rebuilt:
     """The datamodule (the checkpoint's state loaded, then set up for `stage`; None: not set up,
-    for data that needs no split to give its shapes) and the LightningModule with its weights."""
+    for data that needs no split to give its shapes, or `dims` given) and the LightningModule
+    with its weights."""
     from harness.errors import constructor_errors
     from harness.run.build import build_datamodule, build_module, build_net, target_class
 
@@ -181,7 +184,7 @@ def rebuild(cfg: Any, ckpt: dict[str, Any], stage: str | None) -> Rebuilt:
         if stage is not None:
             datamodule.prepare_data()
             datamodule.setup(stage)
-        dims = datamodule.dims
+        dims = datamodule.dims if dims is None else dims
     with constructor_errors("model"):
         net = build_net(cfg, dims)
         module = build_module(cfg, net, dims)
@@ -271,7 +274,7 @@ def main(argv: list[str]) -> int:
         if request.own["predict"]:
             from harness.run.predict import predict
 
-            out = predict(cfg, ckpt, request.own, run_dir)
+            out = predict(cfg, ckpt, {**request.own, "checkpoint": str(path)}, run_dir)
             print(f"predictions: {out}")
             return 0
         split = request.own["split"]
