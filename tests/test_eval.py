@@ -246,3 +246,22 @@ def test_predict_bad_input(runs, tmp_path) -> None:
         out = eval_cli(f"ckpt_path={run_dir}", *args, f"run_dir={tmp_path / 'e'}")
         assert_clear_failure(out, expected)
         assert not (tmp_path / "e").exists()
+
+
+def test_eval_logs_to_wandb_as_an_eval_job(tmp_path, monkeypatch) -> None:
+    from tests.wandb_files import records, summary
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    overrides = [o for o in FAST if not o.startswith("logger.")]  # the default loggers: W&B + CSV
+    run_dir = tmp_path / "run"
+    assert train(compose([*overrides, *DIGITS]), run_dir)["status"] == "finished"
+    code, results = evaluate(f"ckpt_path={run_dir}", f"run_dir={tmp_path / 'e'}")
+    assert code == 0
+    (path,) = (tmp_path / "e").glob("wandb/offline-run-*/run-*.wandb")
+    (run,) = [r.run for r in records(path) if r.WhichOneof("record_type") == "run"][:1]
+    assert run.job_type == "eval"
+    assert summary(path)["test/acc"] == pytest.approx(results["test/acc"], rel=1e-6)
+    code, _ = evaluate(
+        f"ckpt_path={run_dir}", "logger.wandb.mode=disabled", f"run_dir={tmp_path / 'f'}"
+    )
+    assert code == 0 and not (tmp_path / "f" / "wandb").exists()
