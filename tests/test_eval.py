@@ -76,6 +76,17 @@ def test_a_copied_run_directory_evaluates_its_own_checkpoint(runs, tmp_path) -> 
     code, results = evaluate(f"ckpt_path={copy}", f"run_dir={tmp_path / 'e'}")
     assert code == 0
     assert results["checkpoint"] == str((copy / "checkpoints" / "best.ckpt").resolve())
+    # results.json's best_checkpoint, recorded absolute (by the directory a copy came from) or
+    # relative, is read in the directory given
+    record = json.loads((copy / "results.json").read_text())
+    (copy / "checkpoints" / "best.ckpt").rename(copy / "checkpoints" / "best-v1.ckpt")
+    for n, recorded in enumerate(
+        [str(run_dir / "checkpoints" / "best-v1.ckpt"), "checkpoints/best-v1.ckpt"]
+    ):
+        (copy / "results.json").write_text(json.dumps({**record, "best_checkpoint": recorded}))
+        code, results = evaluate(f"ckpt_path={copy}", f"run_dir={tmp_path / str(n)}")
+        assert code == 0
+        assert results["checkpoint"] == str((copy / "checkpoints" / "best-v1.ckpt").resolve())
 
 
 def test_other_data_is_read_with_the_checkpoints_vocabulary_and_classes(runs, tmp_path) -> None:

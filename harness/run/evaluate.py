@@ -85,14 +85,33 @@ def _number(value: str) -> float:
 
 
 def checkpoint_file(given: str) -> Path:
-    """The checkpoint a path names: the file itself, or a run directory's own best.ckpt (never
-    the path its results.json recorded: a copied directory evaluates its own copy)."""
+    """The checkpoint a path names: the file itself, or a run directory's best checkpoint, found
+    in that directory wherever it was copied to (see run_dir_best)."""
     path = Path(given).expanduser()
     if path.is_dir():
-        path = path / CHECKPOINT_DIR / BEST
+        path = run_dir_best(path)
     if not path.is_file():
         raise ConfigError(f"ckpt_path={given}: no checkpoint file at {path}")
     return path.resolve()
+
+
+def run_dir_best(run_dir: Path) -> Path:
+    """RUN_DIR's best checkpoint: results.json's best_checkpoint read relative to RUN_DIR (a
+    path recorded absolute, by the directory a copy came from, by its name under
+    RUN_DIR/checkpoints/), else RUN_DIR/checkpoints/best.ckpt. Never a file outside RUN_DIR."""
+    from harness.rundir.results import read_results
+
+    default = run_dir / CHECKPOINT_DIR / BEST
+    try:
+        recorded = read_results(run_dir).get("best_checkpoint")
+    except (OSError, ValueError, AttributeError):
+        return default
+    if not isinstance(recorded, str) or not recorded:
+        return default
+    path = Path(recorded)
+    if not path.is_absolute():
+        return run_dir / path
+    return run_dir / CHECKPOINT_DIR / path.name
 
 
 def read_run_checkpoint(path: Path) -> dict[str, Any]:
