@@ -276,3 +276,14 @@ def test_eval_logs_to_wandb_as_an_eval_job(tmp_path, monkeypatch) -> None:
         f"ckpt_path={run_dir}", "logger.wandb.mode=disabled", f"run_dir={tmp_path / 'f'}"
     )
     assert code == 0 and not (tmp_path / "f" / "wandb").exists()
+
+
+def test_training_fewer_epochs_than_the_checkpoint_has_points_to_eval(tmp_path) -> None:
+    first = tmp_path / "first"
+    overrides = [*FAST, *DIGITS, "trainer.max_steps=-1", "trainer.max_epochs=2",
+                 "trainer.limit_train_batches=2"]  # fmt: skip
+    assert train(compose(overrides), first)["status"] == "finished"
+    out = run_cli(*overrides[:-2], "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                  f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={tmp_path / 'r'}")  # fmt: skip
+    assert_clear_failure(out, "trainer.max_epochs=1 (it has trained 2 epochs)", "python eval.py")
+    assert not (tmp_path / "r").exists()
