@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
-from torchvision.datasets.utils import calculate_md5, download_url
 
 try:
     import fcntl
@@ -132,6 +131,8 @@ def _fetch(folder: Path, files: Sequence[RemoteFile], dataset: str) -> None:
     for f in files:
         if (folder / f.name).exists():
             continue
+        from torchvision.datasets.utils import download_url  # here: text runs need no torchvision
+
         # Only the lock's holder writes here, so a fixed name will do: a killed run's leftover is
         # overwritten (or, if whole, kept: download_url checks its md5 first) and renamed.
         part = folder / f".{f.name}.part"
@@ -159,6 +160,8 @@ def require(folder: Path, files: Sequence[RemoteFile], dataset: str, download: b
 
 
 def verify(folder: Path, files: Sequence[RemoteFile]) -> None:
+    from torchvision.datasets.utils import calculate_md5
+
     for f in files:
         if calculate_md5(folder / f.name) != f.md5:
             raise DatasetError(

@@ -1,19 +1,20 @@
 """Where pictures go: a PNG file in RUN_DIR/pictures/ (always, for offline use and the HTML
-report) and, when the run has a W&B logger, the same image or table in W&B at the current step.
-Called on global rank zero only."""
+report) and, when the run has a W&B logger, the same image or table in W&B at the current step;
+a TensorBoard logger gets the images (TensorBoard has no tables). Called on global rank zero only."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
-from lightning.pytorch.loggers import WandbLogger
-from matplotlib.figure import Figure
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PICTURES_DIR = "pictures"
-DPI = 100  # small files: a 10x10 confusion matrix is ~40 KB
 
 
 def pictures_dir(trainer: L.Trainer) -> Path:
@@ -25,17 +26,30 @@ def _wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
 
 
 def publish_figure(trainer: L.Trainer, name: str, kind: str, fig: Figure) -> Path:
-    """Save fig as RUN_DIR/pictures/{name}_{kind}.png and log it to W&B as pictures/{kind}."""
+    """Save fig as RUN_DIR/pictures/{name}_{kind}.png and log it to W&B and TensorBoard as
+    pictures/{kind}."""
     folder = pictures_dir(trainer)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}_{kind}.png"
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=DPI)
+    from diagnostics.figures import save_png  # matplotlib: only once a picture is drawn
+
+    save_png(fig, tmp)
     tmp.replace(path)  # a reader (the report) never sees half a file
     for logger in _wandb_loggers(trainer):
         logger.log_image(
             f"{PICTURES_DIR}/{kind}", [str(path)], step=trainer.global_step, caption=[name]
         )
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):  # the PNG's pixels: no second drawing
+            import numpy as np
+            from PIL import Image
+
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB"))  # (H, W, 3) uint8
+            logger.experiment.add_image(
+                f"{PICTURES_DIR}/{kind}", pixels, global_step=trainer.global_step, dataformats="HWC"
+            )
     return path
 
 

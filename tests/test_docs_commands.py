@@ -270,7 +270,7 @@ def test_a_broken_train_command_fails(line: str, monkeypatch, tmp_path: Path) ->
     "line",
     [
         "python sweep.py run sweeps/no_such_sweep.yaml --out runs/x",
-        "python sweep.py run sweeps/optim_lr_digits.yaml --out runs/x optim.lr=1",  # swept
+        "python sweep.py run sweeps/optim_lr_digits.yaml --out runs/x optim.lr=7",  # not a swept value
         "python sweep.py report",  # no source
         "python sample.py CKPT --tokens many",
         "python -m harness.no_such_module",

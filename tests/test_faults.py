@@ -146,7 +146,10 @@ def test_wandb_failure_falls_back_to_offline_and_loses_nothing(
     with caplog.at_level(logging.WARNING, logger="harness.tracking.wandb"):
         results = train(cfg, tmp_path)
     assert results["status"] == "finished" and results["wandb_mode"] == "offline"
-    assert "Logging offline instead; upload later with: wandb sync" in caplog.text
+    assert (
+        "Logging offline instead; upload later with: python -m harness.tracking.wandb_sync --run"
+        in caplog.text
+    )
     rows = Counter(history_rows(offline_file(tmp_path)))
     assert rows == logged_rows(tmp_path / "metrics.csv")  # every metric reached the offline run
 

@@ -15,9 +15,9 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from harness.metrics_log import RunCSVLogger
 from harness.run.best import BestMetrics
 from harness.rundir.metrics import read_history
+from harness.tracking.csv import RunCSVLogger
 
 NAN = math.nan
 

@@ -43,6 +43,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: is_number(v) and v > 0,
         "a positive number of seconds",
     ),
+    "logger.wandb.log_model": (
+        lambda v: v is None or v is False or v in ("best", "all"),
+        "false, best or all (checkpoints as W&B artifacts)",
+    ),
     "pretrained": (
         lambda v: v is None or (isinstance(v, str) and Path(v).is_file()),
         "null or the path of a checkpoint file",

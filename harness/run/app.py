@@ -88,14 +88,18 @@ def hydra_job(cfg: Any) -> None:
 def run_checked(cfg: Any, run_dir: Path, resume_from: Path | None) -> int:
     """Train a checked config; the closing line (interrupted, diverged) and the exit status."""
     from datamodules.errors import DatasetError
+    from harness.run import requeue
     from harness.run.recipe import train
 
+    held = requeue.install()  # a submitit job: its requeue signal saves last.ckpt first
     try:
         results = train(cfg, run_dir, checked=True, resume_from=resume_from)
     except (ConfigError, DatasetError) as e:  # found only once the data is read
         _remove_if_only_hydra_files(run_dir)
         return bad_input(e)
     status = results["status"]
+    if held is not None:
+        held.after_run(status)  # stopped by it: resubmit and requeue (submitit exits here)
     if status == "interrupted":
         print(f"interrupted; run the same command again to resume from {run_dir / CHECKPOINT_DIR / LAST}",
               file=sys.stderr)  # fmt: skip

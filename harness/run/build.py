@@ -13,6 +13,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from harness.errors import ConfigError
+from harness.run import requeue
 from harness.rundir.layout import CHECKPOINT_DIR, LAST
 from optim.factory import (
     PLAIN,  # plain lists and dicts: hyperparameters load with weights_only=True
@@ -161,7 +162,7 @@ def build_trainer(
             kept.best_checkpoint,  # Lightning runs checkpoint callbacks last, in this order
             kept.last_checkpoint,
         ],
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(), *requeue.cluster_plugins()],
         default_root_dir=str(run_dir),
     )
     return trainer, kept

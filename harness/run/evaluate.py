@@ -245,7 +245,7 @@ def evaluate(rebuilt: Rebuilt, split: str, ckpt_path: Path, run_dir: Path) -> di
     meta = {"git": git_state(), "run_dir": str(run_dir), "checkpoint": str(ckpt_path)}
     results: dict[str, Any] = {"status": "failed", "job_type": "eval", "split": split,
                                "checkpoint": str(ckpt_path), "meta": meta}  # fmt: skip
-    loggers = make_loggers(cfg, run_dir, config, meta, False, None)
+    loggers = make_loggers(cfg, run_dir, config, meta, None, None)  # a fresh run, nothing replayed
     try:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         progress = [ProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from harness.rundir.provenance import provenance
 from harness.rundir.secrets import redact
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -58,7 +59,7 @@ def run_metadata(run_dir: Path, resume_from: Path | None, n_params: int) -> dict
     """results.json's and W&B's "meta": filled in further once the Trainer knows its devices."""
     return {
         "params": n_params,
-        "git": git_state(),
+        **provenance(run_dir),  # command, versions, hardware, git (and RUN_DIR/code.diff)
         "choices": run_choices(),
         "overrides": redact(run_overrides()),
         "run_dir": str(run_dir),

@@ -37,6 +37,7 @@ from harness.rundir.layout import EXIT_STATUS, METRICS_FILE
 from harness.rundir.metrics import logged_rows
 from harness.rundir.results import write_results
 from harness.rundir.secrets import redact
+from harness.tracking import names, tensorboard
 from harness.tracking import wandb as wandb_run
 from harness.tracking.loggers import Loggers, announce, make_loggers, update_summary
 
@@ -109,12 +110,13 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: Path | None) -> Run:
     n_params = sum(p.numel() for p in net.parameters())
     speed_up(net, compile=cfg.compile, channels_last=cfg.channels_last)
     meta = run_metadata(run_dir, resume_from, n_params)
+    meta["name"] = names.run_name(config, meta["choices"])  # adamw-lr3e-4-s0: W&B, TensorBoard
     # The rows earlier attempts of this run logged. Those of the steps between the checkpoint and
     # the kill are replayed now; neither logger records them again.
     earlier = logged_rows(run_dir / METRICS_FILE) if resume_from else None
     if resume_from is not None:
         check_history(resume_from, run_dir, config, earlier)
-    loggers = make_loggers(cfg, run_dir, config, meta, resume_from is not None, earlier)
+    loggers = make_loggers(cfg, run_dir, config, meta, resume_from, earlier)
     with constructor_errors("callbacks"):
         extra_callbacks = build_callbacks(cfg)
     trainer, callbacks = build_trainer(cfg, run_dir, config, loggers.all, extra_callbacks)
@@ -193,6 +195,8 @@ def record(run: Run, results: dict[str, Any], best_path: str | None, started: fl
     if trainer.is_global_zero:  # every rank has the same (reduced) metrics; one writes them
         write_results(run.run_dir, results)
         update_summary(run.loggers, results)
+        if run.loggers.tensorboard is not None:
+            tensorboard.record_score(run.loggers.tensorboard, plain_config(run.cfg), results)
     wandb_run.finish(EXIT_STATUS[results["status"]], preempted=results["status"] == "interrupted")
     return results
 

@@ -13,7 +13,7 @@ EPILOG = """examples:
   python sweep.py run sweeps/optim_lr_digits.yaml --jobs 2 --out runs/digits trainer.max_epochs=2
   python sweep.py report runs/digits                 # writes runs/digits/report/report.{md,html}
   python sweep.py report ENTITY/PROJECT/SWEEP_ID --out report/   # an online sweep, by W&B's API
-  wandb sync runs/digits/runs/*/wandb/offline-run-*  # upload the offline runs afterwards"""
+  python -m harness.tracking.wandb_sync --run runs/digits/runs/*  # upload the offline runs"""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -88,8 +88,10 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_report:
         from harness.report.local import read_local
         from harness.report.sweep_page import write_report
+        from harness.rundir.lock import hold
 
-        path = write_report(read_local(args.out), args.out / "report")
+        with hold(args.out, "sweep directory", wait=True):  # runners sharing --out end together
+            path = write_report(read_local(args.out), args.out / "report")
         print(f"report: {path}")
     return 1 if summary.failures else 0
 

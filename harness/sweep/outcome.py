@@ -22,3 +22,10 @@ def outcome(run_dir: Path, exit_code: int, stopped: bool) -> str:
     if by_exit == "finished" and read_status(run_dir) != "finished":
         return "failed"
     return by_exit
+
+
+def finished_state(run_dir: Path) -> str | None:
+    """finished or diverged when results.json says the run ended so, else None: for a run whose
+    runner died after the run ended but before it recorded the exit status."""
+    status = read_status(run_dir)
+    return status if status in ("finished", "diverged") else None

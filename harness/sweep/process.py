@@ -17,11 +17,14 @@ from typing import Any
 LOG_FILE = "output.log"  # the run's stdout and stderr, beside its results
 
 
-def _die_with_parent() -> None:
-    """Linux: deliver SIGTERM to this child when the runner dies, however it dies."""
+def _die_with_parent(parent: int) -> None:
+    """Linux: deliver SIGTERM to this child when the runner dies, however it dies (also if it
+    died between the fork and this call: the child then has another parent)."""
     if sys.platform.startswith("linux"):
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(130)
 
 
 @dataclass
@@ -35,19 +38,29 @@ class Job:
 
 
 def start(
-    key: str, params: dict[str, Any], argv: list[str], run_dir: Path, cwd: Path, threads: int
+    key: str,
+    params: dict[str, Any],
+    argv: list[str],
+    run_dir: Path,
+    cwd: Path,
+    threads: int,
+    keep: int | None = None,
 ) -> Job:
+    """Start the run. `keep`: a lock's descriptor the child inherits, so that the run stays
+    locked until the child has exited, even if the runner dies first."""
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     # runs side by side share the cores: torch would give each run all of them (oversubscribed)
     env.setdefault("OMP_NUM_THREADS", str(threads))
     env.setdefault("WANDB_MODE", "offline")  # no W&B server here: upload later with wandb sync
     env.setdefault("PYTHONUNBUFFERED", "1")
+    parent = os.getpid()
     with open(run_dir / LOG_FILE, "wb") as log:
         # Called from the main thread only: PDEATHSIG fires when the thread that forked exits.
         proc = subprocess.Popen(
             argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            stdin=subprocess.DEVNULL, preexec_fn=lambda: _die_with_parent(parent),
+            pass_fds=() if keep is None else (keep,),
         )  # fmt: skip
     return Job(key, params, run_dir, proc)
 

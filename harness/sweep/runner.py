@@ -20,20 +20,24 @@ import shutil
 import signal
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.rundir.lock import InUse, Lock, hold, take
 from harness.rundir.metrics import read_history
+from harness.rundir.secrets import redact
 from harness.sweep import process, propose
 from harness.sweep.ledger import DONE, Ledger
-from harness.sweep.outcome import outcome
+from harness.sweep.outcome import finished_state, outcome
+from harness.sweep.secret_refs import env_refs
 from harness.sweep.spec import SweepSpec, apply_extra, command, overrides, run_key
 from harness.sweep.validate import check_runs
 
 POLL_S = 0.2  # how often finished children are collected
 EARLY_STOP_EVERY_S = 2.0  # how often hyperband reads the running runs' metrics.csv
+MAX_REPEATS = 20  # bayes: proposals of known runs before the space counts as explored
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Summary:
     total: int
     states: Counter = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+    waited: bool = False  # said that it waits for other runners' runs
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -49,30 +54,21 @@ def _write_json(path: Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
-def _claim(out: Path, spec: SweepSpec, extra: list[str]) -> None:
-    """A sweep directory belongs to one sweep file and one set of extra overrides."""
-    asked = {"name": spec.name, "sweep": spec.config, "extra": list(extra)}
-    path = out / "sweep.json"
-    if path.is_file():
-        held = json.loads(path.read_text())
-        if {k: held.get(k) for k in asked} != asked:
-            raise ConfigError(
-                f"{out} holds another sweep ({held.get('name')}, extra overrides "
-                f"{' '.join(held.get('extra') or []) or 'none'}); give a new --out, or the same "
-                "file and overrides to resume it"
-            )
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_json(path, {**asked, "file": str(spec.path)})
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _planned(out: Path, spec: SweepSpec, count: int | None) -> list[dict[str, Any]] | None:
-    if spec.method == "bayes":
-        return None
-    path = out / "plan.json"
-    if not path.is_file():
-        _write_json(path, propose.plan(spec, count))
-    return json.loads(path.read_text())
+def _same_sweep(out: Path, held: dict[str, Any] | None, asked: dict[str, Any]) -> bool:
+    """False for a directory that holds no sweep yet; ConfigError for one that holds another."""
+    if held is None:
+        return False
+    if {k: held.get(k) for k in asked} != asked:
+        raise ConfigError(
+            f"{out} holds another sweep ({held.get('name')}, extra overrides "
+            f"{' '.join(held.get('extra') or []) or 'none'}); give a new --out, or the same "
+            "file and overrides to resume it"
+        )
+    return True
 
 
 class Runner:
@@ -87,21 +83,57 @@ class Runner:
         cwd: Path | None = None,
         progress: bool | None = None,
     ) -> None:
+        """Reads DIR and checks the arguments; writes nothing (run() does, once the runs pass)."""
         if jobs < 1:
             raise ConfigError(f"--jobs must be at least 1, got {jobs}")
         self.out, self.jobs = Path(out), jobs
-        self.extra = list(extra)
-        self.spec, self.fixed = apply_extra(spec, self.extra)
+        # secrets reach the runs through the environment: every file and argv holds a reference
+        self.extra = env_refs(list(extra))
+        self.spec, self.fixed = apply_extra(replace(spec, config=env_refs(spec.config)), self.extra)
         self.cwd = Path(cwd or Path.cwd())
         self.progress = progress
+        self.count = count
         self.cap = count if count is not None else spec.run_cap
         if spec.method == "bayes" and self.cap is None:
             raise ConfigError(f"{spec.path}: a bayes sweep needs run_cap in the file or --count")
-        _claim(self.out, self.spec, self.extra)
+        self.asked = {"name": self.spec.name, "sweep": self.spec.config, "extra": self.extra}
+        held = _read_json(self.out / "sweep.json")
+        self.claimed = _same_sweep(self.out, held, self.asked)
+        self.plan_checked = bool(self.claimed and held.get("plan_checked"))
         self.ledger = Ledger(self.out / "ledger.jsonl")
-        self.plan = _planned(self.out, self.spec, count)
+        self.plan = self._plan()
         self.running: dict[str, process.Job] = {}
+        self.locks: dict[str, Lock] = {}  # the runs this runner holds (out/locks/KEY.lock)
         self.histories: dict[str, list[dict]] = {}  # metric rows of ended runs, read once
+        self.started = time.time()
+        self.repeats = 0  # bayes proposals of runs already in the ledger
+
+    def _plan(self) -> list[dict[str, Any]] | None:
+        """grid and random: the plan on disk, else one drawn now (written once checked)."""
+        if self.spec.method == "bayes":
+            return None
+        held = _read_json(self.out / "plan.json") if self.claimed else None
+        if held is None:
+            self.plan_checked = False
+        return held if held is not None else propose.plan(self.spec, self.count)
+
+    def _settle(self) -> None:
+        """Write sweep.json and plan.json, once what they say has passed the checks; a runner
+        that claimed DIR meanwhile (same sweep) wins, and its plan is the one run."""
+        with hold(self.out, "sweep directory", wait=True):
+            held = _read_json(self.out / "sweep.json")
+            if _same_sweep(self.out, held, self.asked):
+                plan = _read_json(self.out / "plan.json")
+                if plan is not None and plan != self.plan:  # drawn by the runner that claimed DIR
+                    self.plan = plan
+                    if not held.get("plan_checked"):
+                        self.check(self.todo())
+                if self.plan is None or (plan is not None and held.get("plan_checked")):
+                    return
+            if self.plan is not None:
+                _write_json(self.out / "plan.json", self.plan)
+            _write_json(self.out / "sweep.json", {**self.asked, "file": str(self.spec.path),
+                                                   "plan_checked": self.plan is not None})  # fmt: skip
 
     # -- what to run -----------------------------------------------------------------------
     def key(self, params: dict[str, Any]) -> str:
@@ -131,7 +163,7 @@ class Runner:
         if key in self.histories:
             return self.histories[key]
         rows = read_history(self.out / "runs" / key)
-        if key not in self.running:
+        if self.ledger.done(key):
             self.histories[key] = rows
         return rows
 
@@ -148,20 +180,56 @@ class Runner:
             )
         return runs
 
+    # -- claiming runs: several runners may share DIR -------------------------------------------
+    def reread(self) -> None:
+        """The ledger as on disk: other runners append to it too."""
+        self.ledger = Ledger(self.out / "ledger.jsonl")
+
+    def claim(self, key: str) -> Lock | str:
+        """This runner's lock on run `key`, or why not: "held" (another runner has it, or the
+        child of a runner that died still runs) or "ended" (a runner ended it)."""
+        try:
+            lock = take(self.out / "locks", f"run {key}", name=f"{key}.lock")
+        except InUse:
+            return "held"
+        self.reread()
+        entry = self.ledger.entries.get(key, {})
+        state = entry.get("state")
+        if state == "running":  # its runner died; its child, which held the lock too, has exited
+            state = finished_state(self.out / "runs" / key)
+            if state is not None:  # it ended before its runner could record it
+                self.ledger.record(key, state=state, exit_code=None, recovered=True)
+        elif state is not None and entry.get("time", 0) >= self.started:
+            state = "ended"  # another runner tried it during this session (failed, interrupted)
+        if state in (*DONE, "ended"):
+            lock.release()
+            return "ended"
+        return lock
+
     # -- running ----------------------------------------------------------------------------
-    def launch(self, params: dict[str, Any]) -> None:
+    def launch(self, params: dict[str, Any], lock: Lock) -> None:
         key = self.key(params)
         run_dir = self.out / "runs" / key
         if run_dir.exists():  # an earlier attempt that did not end: start it afresh
             shutil.rmtree(run_dir)
         self.histories.pop(key, None)
-        threads = max(1, (os.cpu_count() or 1) // self.jobs)
-        job = process.start(key, params, self.argv(params, run_dir), run_dir, self.cwd, threads)
-        self.running[key] = job
+        # recorded before the child exists: whatever results.json this directory gets from now
+        # on is this attempt's, so a runner that dies before recording its end can recover it
         self.ledger.record(
             key, state="running", params=params, overrides=self.train_overrides(params),
-            run_dir=str(run_dir.relative_to(self.out)), pid=job.proc.pid,
+            run_dir=str(run_dir.relative_to(self.out)),
         )  # fmt: skip
+        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        job = process.start(
+            key, params, self.argv(params, run_dir), run_dir, self.cwd, threads, keep=lock.fd
+        )
+        self.running[key], self.locks[key] = job, lock
+        self.ledger.record(key, pid=job.proc.pid)
+
+    def end(self, key: str, **fields: Any) -> None:
+        """Record how run `key` ended, then let other runners see it."""
+        self.ledger.record(key, **fields)
+        self.locks.pop(key).release()
 
     def collect(self, summary: Summary) -> int:
         """Record the children that exited; return how many."""
@@ -173,12 +241,12 @@ class Runner:
             del self.running[key]
             state = outcome(job.run_dir, code, stopped=job.stop_sent is not None)
             wall = round(time.time() - job.started, 3)
-            self.ledger.record(key, state=state, exit_code=code, wall_s=wall)
+            self.end(key, state=state, exit_code=code, wall_s=wall)
             summary.states[state] += 1
             if state == "failed":
-                summary.failures.append(
+                summary.failures.append(redact(
                     f"{' '.join(overrides(job.params))} (exit {code}): {process.tail(job.run_dir)}"
-                )
+                ))  # fmt: skip
             ended += 1
         return ended
 
@@ -189,43 +257,66 @@ class Runner:
             if key in self.running:
                 process.stop(self.running[key])
 
-    def next_params(self, queue: list[dict[str, Any]], budget: int) -> dict[str, Any] | None:
-        """The next run to start: the plan's, else (bayes) a new proposal while budget lasts."""
+    def start_next(self, queue: list[dict[str, Any]], held: list[dict[str, Any]]) -> bool | None:
+        """Start the next run: the queue's first claimable one, else (bayes) a new proposal while
+        the cap allows. True: started; False: skipped one (ended or held, kept in `held`);
+        None: nothing left to start now."""
         if queue:
-            return queue.pop(0)
-        if self.plan is None and budget > 0:
+            params = queue.pop(0)
+            lock = self.claim(self.key(params))
+            if lock == "held":
+                held.append(params)
+            if isinstance(lock, str):
+                return False
+            self.launch(params, lock)
+            return True
+        if self.plan is not None:
+            return None
+        with hold(self.out, "sweep directory", wait=True):  # one proposal at a time, cap shared
+            self.reread()
+            if len(self.ledger.entries) >= self.cap:
+                return None
             params = propose.propose_bayes(self.spec, self.engine_runs())
+            if self.key(params) in self.ledger.entries:  # a run it has seen (discrete values)
+                self.repeats += 1
+                return None if self.repeats >= MAX_REPEATS else False
             self.check([params])
-            return params
-        return None
+            lock = self.claim(self.key(params))
+            if isinstance(lock, str):
+                return False
+            self.launch(params, lock)
+        return True
 
     def run(self) -> Summary:
         started = time.time()
         queue = self.todo()
         done_before = sum(self.ledger.done(k) for k in self.ledger.entries)
         if self.plan is not None:
-            self.check(queue)
+            if not self.plan_checked:
+                self.check(queue)
             total = len(self.plan)
         else:  # bayes: check the first proposal now, each later one before it starts
             total = max(self.cap, done_before)
             self.check(queue or [propose.propose_bayes(self.spec, self.engine_runs())])
-        budget = total - done_before  # runs this session may start
+        self._settle()
+        queue = self.todo()
         self.say(f"{self.spec.name}: {total} runs, {done_before} already ended, {len(queue)} to "
                  f"run again or start; overrides checked in {time.time() - started:.1f} s")  # fmt: skip
         summary = Summary(total=total)
         bar = _bar(self.spec.name, total, done_before, self.progress)
         restore = _sigterm_as_interrupt()
-        last_check = 0.0
+        last_check, held = 0.0, []  # held: runs other runners had when this one came to them
         try:
             while True:
-                while len(self.running) < self.jobs and budget > 0:
-                    params = self.next_params(queue, budget)
-                    if params is None:
-                        break
-                    self.launch(params)
-                    budget -= 1
-                if not self.running:
+                if held and not queue and len(self.running) < self.jobs:
+                    queue, held = held, []  # try them again: ended, or their runner died
+                while len(self.running) < self.jobs and self.start_next(queue, held) is not None:
+                    pass
+                if not self.running and not held:
                     break
+                if held and not self.running and not summary.waited:
+                    summary.waited = True
+                    self.say(f"waiting for {len(held)} runs that other runners hold")
                 time.sleep(POLL_S)
                 ended = self.collect(summary)
                 if ended:
@@ -257,11 +348,11 @@ class Runner:
             for key, job in list(self.running.items()):
                 if job.proc.poll() is not None:
                     del self.running[key]
-                    self.ledger.record(key, state="interrupted", exit_code=job.proc.returncode)
+                    self.end(key, state="interrupted", exit_code=job.proc.returncode)
         for key, job in self.running.items():
             job.proc.kill()
             job.proc.wait()
-            self.ledger.record(key, state="interrupted", exit_code=job.proc.returncode)
+            self.end(key, state="interrupted", exit_code=job.proc.returncode)
         self.running.clear()
 
 

@@ -12,6 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.rundir.layout import CHECKPOINT_DIR
 from harness.rundir.metrics import Replayed
+from harness.rundir.provenance import save_to_wandb
+from harness.tracking import names, tensorboard
 from harness.tracking import wandb as wandb_run
 from harness.tracking.csv import RunCSVLogger
 
@@ -21,6 +23,7 @@ class Loggers:
     all: list[Any] = field(default_factory=list)
     wandb: Any | None = None  # the W&B logger, when there is one
     wandb_id: str | None = None
+    tensorboard: Any | None = None  # logger.tensorboard: RUN_DIR/tensorboard/NAME/
 
 
 def make_loggers(
@@ -28,20 +31,23 @@ def make_loggers(
     run_dir: Path,
     config: dict[str, Any],
     meta: dict[str, Any],
-    resuming: bool,
+    resume_from: Path | None,
     earlier: Counter | None,
 ) -> Loggers:
-    """`earlier`: the rows earlier attempts of this run logged (None: a fresh start). meta gets
-    "wandb_mode"; W&B's config holds it (the same dict, filled in further later)."""
+    """`resume_from`: the checkpoint this run resumes from; `earlier`: the rows earlier attempts
+    of this run logged (None: a fresh start). meta gets "wandb_mode"; W&B's config holds it (the
+    same dict, filled in further later)."""
     from harness.run.meta import run_choices, run_overrides
 
     loggers = Loggers()
     settings = cfg.logger.get("wandb")
     if settings is not None:
-        loggers.wandb_id = wandb_run.run_id(run_dir / CHECKPOINT_DIR, resuming=resuming)
+        loggers.wandb_id = wandb_run.run_id(
+            run_dir / CHECKPOINT_DIR, resuming=resume_from is not None
+        )
         loggers.wandb, meta["wandb_mode"] = wandb_run.make_wandb_logger(
             wandb_run.labelled(
-                OmegaConf.to_container(settings, resolve=True),
+                names.named(OmegaConf.to_container(settings, resolve=True), config, run_choices()),
                 wandb_run.run_labels(run_choices(), run_overrides()),
             ),
             run_dir,
@@ -55,6 +61,11 @@ def make_loggers(
         loggers.all.append(
             RunCSVLogger(run_dir, Replayed(earlier) if earlier is not None else None)
         )
+    loggers.tensorboard = tensorboard.make_tensorboard_logger(
+        cfg.logger.get("tensorboard"), run_dir, resume_from, meta.get("name", "")
+    )
+    if loggers.tensorboard is not None:
+        loggers.all.append(loggers.tensorboard)
     return loggers
 
 
@@ -64,6 +75,7 @@ def announce(loggers: Loggers, run_dir: Path, trainer: Any, meta: dict[str, Any]
     if loggers.wandb is not None and trainer.is_global_zero:
         wandb_run.save_run_id(run_dir / CHECKPOINT_DIR, loggers.wandb_id)
         loggers.wandb.log_hyperparams({"meta": meta})
+        save_to_wandb(loggers.wandb.experiment, run_dir)  # code.diff among the run's files
 
 
 def update_summary(loggers: Loggers, results: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ from harness.rundir.layout import (
 )
 from harness.rundir.metrics import Replayed
 from harness.rundir.secrets import redact
+from harness.tracking.artifacts import CheckpointArtifacts, log_model_arg
 
 log = logging.getLogger(__name__)
 MODES = ("online", "offline", "disabled")
@@ -79,7 +80,7 @@ def run_id(checkpoint_dir: Path, resuming: bool) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
-class RunWandbLogger(WandbLogger):
+class RunWandbLogger(CheckpointArtifacts, WandbLogger):
     """Lightning's WandbLogger, skipping the rows a resumed run replays (see harness.rundir.metrics)."""
 
     def __init__(self, *args: Any, replayed: Replayed | None = None, **kwargs: Any) -> None:
@@ -101,7 +102,8 @@ def save_run_id(checkpoint_dir: Path, run_id: str) -> None:
 
 
 def sync_hint(run_dir: Path) -> str:
-    return f"wandb sync {run_dir / 'wandb'}/offline-run-*"
+    # one call for all attempts of a resumed run, oldest first (harness.tracking.wandb_sync)
+    return f"python -m harness.tracking.wandb_sync --run {run_dir}"
 
 
 # Groups that name the recipe, in the order a group name lists them.
@@ -165,11 +167,13 @@ def make_wandb_logger(
         logger = RunWandbLogger(
             save_dir=str(run_dir),
             id=run_id,
+            name=redact(settings.get("name")),
             project=settings.get("project"),
             entity=settings.get("entity"),
             group=redact(settings.get("group")),
             tags=redact(list(settings.get("tags") or [])),
             job_type=settings.get("job_type"),
+            log_model=log_model_arg(settings.get("log_model")),
             mode=mode,
             config=config,
             settings=wandb.Settings(init_timeout=settings.get("init_timeout") or 90),

@@ -1,0 +1,94 @@
+"""A run records how to reproduce it: the command line, library versions, hardware, and the
+uncommitted changes as RUN_DIR/code.diff, with secrets masked; in results.json and W&B."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.rundir import provenance
+from tests.conftest import FAST, ROOT
+from tests.wandb_files import config
+
+SECRET = "sk-provenance-0123456789abcdef"
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                   check=True, capture_output=True)  # fmt: skip
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "a.py").write_text("x = 1\n")
+    _git(repo, "add", "a.py")
+    _git(repo, "commit", "-qm", "one")
+    return repo
+
+
+def test_clean_tree_writes_no_diff(repo: Path, tmp_path: Path) -> None:
+    state = provenance.code_state(tmp_path / "run", repo)
+    assert state["dirty"] is False and state["diff"] is None and len(state["commit"]) == 40
+    assert not (tmp_path / "run" / "code.diff").exists()
+
+
+def test_dirty_tree_diff_applies_and_is_redacted(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROVENANCE_TEST_TOKEN", SECRET)
+    (repo / "a.py").write_text(f"x = 2\nkey = '{SECRET}'\n")
+    (repo / "new.py").write_text("untracked\n")
+    run_dir = tmp_path / "run"
+    state = provenance.code_state(run_dir, repo)
+    assert state["dirty"] is True and state["diff"] == "code.diff"
+    assert state["untracked"] == ["new.py"]
+    diff = (run_dir / "code.diff").read_text()
+    assert SECRET not in diff and "***" in diff and "+x = 2" in diff
+    # the diff turns the commit into the code that ran (secret masked)
+    _git(repo, "stash", "-q")
+    (repo / "new.py").unlink()
+    _git(repo, "apply", str(run_dir / "code.diff"))
+    assert (repo / "a.py").read_text() == "x = 2\nkey = '***'\n"
+    assert (repo / "new.py").read_text() == "untracked\n"  # new files are in the diff too
+
+
+def test_long_diff_is_cut_with_a_note(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(provenance, "DIFF_MAX_BYTES", 50)
+    (repo / "a.py").write_text("y = 3\n" * 100)
+    state = provenance.code_state(tmp_path / "run", repo)
+    text = (tmp_path / "run" / "code.diff").read_text()
+    assert state["diff_truncated"] and "code.diff cut at 50 of" in text
+
+
+def test_results_and_wandb_config_record_command_versions_hardware(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    fast = [o for o in FAST if not o.startswith("logger.wandb")]
+    args = [*fast, "data=digits", "model=mlp", "trainer.max_steps=2", "logger.wandb.mode=offline",
+            f"logger.wandb.tags=[{SECRET}]", f"hydra.run.dir={run_dir}"]  # fmt: skip
+    env = {**__import__("os").environ, "PROVENANCE_TEST_TOKEN": SECRET}
+    out = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    command = results["command"]
+    assert command["argv"][0] == "train.py" and "model=mlp" in command["argv"]
+    assert command["command"].startswith("python train.py ") and SECRET not in command["command"]
+    assert set(results["versions"]) >= {"python", "torch", "lightning", "hydra", "wandb",
+                                        "torchmetrics", "numpy"}  # fmt: skip
+    assert all(results["versions"].values())
+    hw = results["hardware"]
+    assert hw["cpu"] and hw["cpu_count"] >= 1 and hw["gpu_count"] == len(hw["gpus"])
+    assert results["git"]["commit"]
+    (path,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    meta = config(path)["meta"]
+    assert meta["versions"] == results["versions"] and meta["command"] == command
+    assert SECRET not in json.dumps(meta)
