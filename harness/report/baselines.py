@@ -110,7 +110,9 @@ def read_baselines(folder: Path) -> tuple[list[RunRecord], dict[str, Any]]:
                 )
             )
         except (ValueError, KeyError, TypeError) as e:
-            raise ConfigError(f"{folder / RUNS_FILE} line {i + 1}: not a baseline run ({e})") from None
+            raise ConfigError(
+                f"{folder / RUNS_FILE} line {i + 1}: not a baseline run ({e})"
+            ) from None
     return latest_per_seed(runs), meta
 
 

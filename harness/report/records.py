@@ -28,7 +28,7 @@ class RunRecord:
     wall_s: float | None = None  # the whole process, as the runner saw it
     monitor: str | None = None  # the task's metric (task.monitor), e.g. val/acc
     mode: str | None = None  # max | min
-    problem: str | None = None  # its problem's definition hash (results.json "problem", harness.suite)
+    problem: str | None = None  # definition hash (results.json "problem"; harness.suite)
 
     def fill_best(self, metric: str, maximize: bool) -> None:
         """A run logged before the score existed has no best/ metrics: take them from its history,
