@@ -207,7 +207,7 @@ def write_baselines(source: Path, out: Path, suite: str, command: str) -> Path:
 PROTOCOL = (
     "DeepOBS's protocol (Schneider, Balles & Hennig, ICLR 2019): each optimizer with its config's "
     "defaults (conf/optim/NAME.yaml) but the learning rate, held constant (scheduler=constant), "
-    "on a half-decade grid 1e-5 .. 1e2 with seed 0 (sweeps/suite_cpu.yaml); then the best "
+    "on a half-decade grid 1e-5 .. 1e2 with seed 0 (sweeps/suite_cpu_baselines.yaml); then the best "
     "setting of each (task, optimizer), by mean score (best/<task.monitor>) among settings that "
     "did not diverge, run again on seeds 0-9 (sweep.py rerun --seeds 10)."
 )
