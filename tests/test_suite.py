@@ -30,3 +30,22 @@ def test_the_hash_ignores_the_optimizer_seed_schedule_and_paths_but_not_the_budg
     assert (
         problem_record(check_overrides([*base, "trainer.max_steps=5"]), "cpu_sst2")["suite"] is None
     )
+
+
+def test_the_users_suite_sweep_has_the_baselines_problems_grid_and_seeds() -> None:
+    import yaml
+
+    from tests.conftest import ROOT
+
+    def params(name: str) -> dict:
+        return yaml.safe_load((ROOT / "sweeps" / f"{name}.yaml").read_text())["parameters"]
+
+    mine, theirs = params("suite_cpu"), params("suite_cpu_baselines")
+    assert mine["optim"] == {"value": "custom"}
+    assert {k: v for k, v in mine.items() if k != "optim"} == {
+        k: v for k, v in theirs.items() if k != "optim"
+    }
+    assert mine["experiment"]["values"] == list(SUITES["cpu_v1"].problems)
+    lrs = mine["optim.lr"]["values"]
+    assert (lrs[0], lrs[-1], len(lrs)) == (1e-5, 100.0, 15)  # half-decade steps
+    assert theirs["optim"]["values"] == ["sgd", "momentum", "nesterov", "adam", "adamw", "muon"]
