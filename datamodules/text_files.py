@@ -102,7 +102,9 @@ class TextFiles(TextClassificationDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
             return
-        if stage in ("validate", "test", "predict") and self.vocab is not None and self.class_names:
+        held_out = stage == "validate" and self.paths["val"] is None  # cut from data.train
+        if stage in ("validate", "test", "predict") and self.vocab is not None and self.class_names \
+                and not held_out:  # fmt: skip
             self.splits = self._evaluation_splits()  # a checkpoint's state came first
             return
         data = built_once(

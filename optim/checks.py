@@ -10,6 +10,7 @@ from typing import Any
 from harness.errors import constructor_errors
 from harness.numbers import is_number
 from optim.factory import build_optimizer_factory, build_scheduler_factory
+from optim.target import check_optimizer_target
 
 # key -> (test, what is allowed). Missing keys are skipped: not every optimizer has momentum.
 OPTIM_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -23,6 +24,7 @@ def dry_build_optimizer(cfg: Any, optim_name: str, scheduler_name: str) -> None:
     """Build the optimizer on one 2x2 parameter and the schedule for 100 steps."""
     import torch
 
+    check_optimizer_target(cfg.optim, optim_name)
     with constructor_errors(f"optim={optim_name} ({cfg.optim._target_})"):
         optimizer = build_optimizer_factory(cfg)([torch.nn.Parameter(torch.zeros(2, 2))])
     with constructor_errors(f"scheduler={scheduler_name}"):

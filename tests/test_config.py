@@ -60,6 +60,7 @@ PARTNERS = {
     ("data", "image_folder"): ["model=cnn", "data.root=images"],
     ("task", "lm"): ["data=ptb", "model=gpt"],
     ("task", "mlm"): ["data=ptb", "model=transformer"],
+    ("optim", "custom"): ["optim._target_=torch.optim.Adamax"],  # the user names the class
 }
 
 
@@ -76,7 +77,7 @@ def test_optimizers_are_partials_of_real_torch_classes() -> None:
     from optim.factory import build_optimizer_factory
 
     for path in sorted((ROOT / "conf" / "optim").glob("*.yaml")):
-        cfg = compose([f"optim={path.stem}"])
+        cfg = compose([f"optim={path.stem}", *PARTNERS.get(("optim", path.stem), [])])
         factory = build_optimizer_factory(cfg)
         optimizer = factory([{"params": [torch.nn.Parameter(torch.zeros(3, 3))], "matrix": True},
                              {"params": [torch.nn.Parameter(torch.zeros(3))]}])  # fmt: skip

@@ -186,8 +186,35 @@ def warnings_only(logger_name: str) -> Iterator[None]:
         log.setLevel(level)
 
 
+def check_trains(cfg: DictConfig) -> None:
+    """A checkpoint given with nothing to train (trainer.max_epochs=0, or fewer epochs than it
+    has done) is someone wanting to evaluate it; Lightning would stop with a traceback and leave
+    a failed run directory. eval.py does that."""
+    ckpt, epochs = cfg.get("ckpt_path"), cfg.trainer.get("max_epochs")
+    if not ckpt:
+        return
+    why = next(
+        (f"trainer.{k}=0" for k in ("max_epochs", "max_steps") if cfg.trainer.get(k) == 0), None
+    )
+    if why is None and is_int(epochs) and epochs > 0 and ckpt != "last" and Path(ckpt).is_file():
+        from harness.run.resume import load_checkpoint
+
+        try:
+            done = load_checkpoint(Path(ckpt), "ckpt_path").get("epoch")
+        except ConfigError:  # unreadable: resuming says so, with what to do
+            done = None
+        if is_int(done) and done > epochs:  # Lightning refuses to restore it
+            why = f"trainer.max_epochs={epochs} (it has trained {done} epochs)"
+    if why:
+        raise ConfigError(
+            f"ckpt_path={ckpt} with {why} trains nothing; to evaluate the checkpoint: "
+            f"python eval.py ckpt_path={ckpt} [split=test|val] (eval.py --help)"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError on the first problem found."""
     check_values(cfg)
+    check_trains(cfg)
     check_fit(cfg)
     dry_build(cfg)

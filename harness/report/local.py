@@ -45,10 +45,13 @@ def read_run(run_dir: Path, entry: dict[str, Any]) -> RunRecord:
     params = entry.get("params", {})
     metrics = {k: v for k, v in results.items() if "/" in k and isinstance(v, (int, float))}
     history = read_history(run_dir)
+    optimizer = str(choices.get("optim") or params.get("optim") or "?")
+    if optimizer == "custom":  # the user's own class: named by it (optim=custom names none)
+        optimizer = str((config.get("optim") or {}).get("_target_", "custom")).rsplit(".", 1)[-1]
     return RunRecord(
         name=entry["key"],
         task=task_name(choices, config),
-        optimizer=str(choices.get("optim") or params.get("optim") or "?"),
+        optimizer=optimizer,
         params=params,
         lr=(config.get("optim") or {}).get("lr", params.get("optim.lr")),
         seed=config.get("seed", params.get("seed")),
@@ -59,6 +62,7 @@ def read_run(run_dir: Path, entry: dict[str, Any]) -> RunRecord:
         wall_s=entry.get("wall_s"),
         monitor=results.get("monitor"),
         mode=results.get("mode"),
+        problem=(results.get("problem") or {}).get("hash"),
     )
 
 

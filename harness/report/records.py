@@ -28,6 +28,7 @@ class RunRecord:
     wall_s: float | None = None  # the whole process, as the runner saw it
     monitor: str | None = None  # the task's metric (task.monitor), e.g. val/acc
     mode: str | None = None  # max | min
+    problem: str | None = None  # definition hash (results.json "problem"; harness.suite)
 
     def fill_best(self, metric: str, maximize: bool) -> None:
         """A run logged before the score existed has no best/ metrics: take them from its history,
@@ -62,6 +63,7 @@ class SweepData:
     runs: list[RunRecord]
     source: str  # where the runs were read from
     command: str | None = None  # how the sweep was run, when known
+    notes: list[str] = field(default_factory=list)  # paragraphs the report states first
 
     @property
     def maximize(self) -> bool:
@@ -99,4 +101,5 @@ def merge(sweeps: list[SweepData]) -> SweepData:
         runs=[r for s in sweeps for r in s.runs],
         source=", ".join(s.source for s in sweeps),
         command="\n".join(s.command for s in sweeps if s.command) or None,
+        notes=[n for s in sweeps for n in s.notes],
     )

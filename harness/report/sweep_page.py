@@ -110,6 +110,7 @@ def report_sections(
     ]  # fmt: skip
     if sweep.command:
         doc.append(("code", sweep.command))
+    doc += [("p", note) for note in sweep.notes]
 
     rows: list[list[Cell]] = []
     steps: dict[str, dict[str, float]] = {}

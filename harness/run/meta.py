@@ -67,8 +67,17 @@ def run_metadata(run_dir: Path, resume_from: Path | None, n_params: int) -> dict
     }
 
 
+def add_problem_metadata(meta: dict[str, Any], cfg: Any) -> None:
+    """The test problem the run trains on: its experiment option and definition hash
+    (harness.suite), which the report checks against baselines'."""
+    from harness.suite import problem_record
+
+    meta["problem"] = problem_record(cfg, meta.get("choices", {}).get("experiment"))
+
+
 def add_trainer_metadata(meta: dict[str, Any], cfg: Any, trainer: Any) -> None:
     """Known once the Trainer has resolved devices and nodes. data.batch_size is per device."""
+    add_problem_metadata(meta, cfg)
     meta["world_size"] = trainer.world_size
     if isinstance(cfg.data.get("batch_size"), int):
         meta["global_batch_size"] = (

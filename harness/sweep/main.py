@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--target", action="append", default=[], metavar="TASK=VALUE",
                      help="time-to-target goal for a task (default: within "
                      f"{REL_TOLERANCE:.0%}% of the best setting's mean score)")  # fmt: skip
+    rep.add_argument("--baselines", type=Path, metavar="DIR", help="draw the baseline runs "
+                     "stored in DIR (e.g. baselines/cpu_v1) beside a suite sweep's runs, read "
+                     "with its rerun stage (docs/suite.md)")  # fmt: skip
     rep.add_argument("--by", choices=BY, default="best", help="rank runs by their score, the "
                      "best validation, whose checkpoint is tested (default), or the final one")  # fmt: skip
     again = sub.add_parser(
@@ -124,7 +127,13 @@ def _report(args: argparse.Namespace) -> int:
         if len(args.sources) != 1 or not Path(args.sources[0]).is_dir():
             raise ConfigError("give --out: where to write a report on several or online sweeps")
         out = Path(args.sources[0]) / "report"
-    path = write_report(merge(sweeps), out, targets=parse_targets(args.target), by=args.by)
+    if args.baselines is not None:
+        from harness.report.baselines import with_baselines
+
+        merged = with_baselines([Path(s) for s in args.sources], args.baselines)
+    else:
+        merged = merge(sweeps)
+    path = write_report(merged, out, targets=parse_targets(args.target), by=args.by)
     print(f"report: {path}")
     return 0
 
@@ -145,7 +154,10 @@ def _rerun(args: argparse.Namespace) -> int:
     dirs = []
     for path in best_sweep_files(read_local(args.source), asked["sweep"], args.seeds, out):
         dirs.append(out / path.stem)
-        runner = Runner(load_spec(path), dirs[-1], jobs=args.jobs, extra=asked.get("extra", []))
+        spec = load_spec(path)
+        # an override that narrowed a swept parameter (optim.lr=0.01,0.1) is fixed by now
+        extra = [o for o in asked.get("extra", []) if o.split("=")[0] not in spec.config["parameters"]]  # fmt: skip
+        runner = Runner(spec, dirs[-1], jobs=args.jobs, extra=extra)
         summary = runner.run()
         failed += len(summary.failures)
         print(
