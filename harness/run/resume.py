@@ -7,7 +7,8 @@
   hpc_ckpt_N.ckpt that Lightning saved before a SLURM requeue, and no final status in
   results.json): resume from the newest of them, provided the config is the one that run used
   (a requeued job reruns its own command). Otherwise an error says what differs.
-- `ckpt_path=null` and RUN_DIR holds a finished or diverged run: refuse; it is never overwritten.
+- RUN_DIR holds a finished or diverged run: every command but `ckpt_path=last` (its own
+  continuation) is refused, whatever ckpt_path names; it is never overwritten.
 """
 
 from __future__ import annotations
@@ -74,17 +75,20 @@ def config_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) 
 
 def resume_point(ckpt_path: str | None, run_dir: Path, config: Mapping[str, Any]) -> Path | None:
     """The checkpoint this run resumes from, or None for a fresh start (see the module doc)."""
-    if ckpt_path is not None:
-        path = run_dir / CHECKPOINT_DIR / LAST if ckpt_path == "last" else Path(ckpt_path)
+    own_last = run_dir / CHECKPOINT_DIR / LAST
+    path = None if ckpt_path is None else own_last if ckpt_path == "last" else Path(ckpt_path)
+    # The status first: a finished run takes no command but its own continuation.
+    status = read_status(run_dir)
+    if status in FINAL_STATUSES and (path is None or path.resolve() != own_last.resolve()):
+        what = "" if path is None else f" (ckpt_path={ckpt_path} would write another run over it)"
+        raise ConfigError(
+            f"{run_dir} already holds a {status} run and is left as it is{what}: choose another "
+            "hydra.run.dir (or, to train that run further, add ckpt_path=last)"
+        )
+    if path is not None:
         if not path.is_file():
             raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint file at {path}")
         return path
-    status = read_status(run_dir)
-    if status in FINAL_STATUSES:
-        raise ConfigError(
-            f"{run_dir} already holds a {status} run and is left as it is: choose another "
-            "hydra.run.dir (or, to train that run further, add ckpt_path=last)"
-        )
     found = run_checkpoints(run_dir)
     if not found:
         return None
