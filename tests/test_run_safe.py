@@ -56,3 +56,58 @@ def test_a_finished_run_refuses_another_runs_checkpoint_and_stays_byte_for_byte(
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "finished" in lines[0], err
     assert digest(finished) == before
+
+
+def kill_at(step: int, marker: Path, sig: str = "SIGKILL", hook: str = "train_batch_end") -> str:
+    """A probe sending `sig` at `step`, once per marker (tests.probes.SignalAt)."""
+    return (f"+callbacks.kill={{_target_:tests.probes.SignalAt,signal:{sig},step:{step},"
+            f"marker:'{marker}',hook:{hook}}}")  # fmt: skip
+
+
+def wandb_ids(run_dir: Path) -> set[str]:
+    """The run ids of the offline segments under RUN_DIR/wandb: each folder's name ends with it,
+    and each segment's run record holds it (a killed segment may have none on disk yet)."""
+    from tests.wandb_files import records
+
+    ids = set()
+    for path in sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb")):
+        ids.add(path.parent.name.rsplit("-", 1)[1])
+        found = records(path, timeout=0)  # a killed segment never gets its exit record
+        ids |= {r.run.run_id for r in found if r.WhichOneof("record_type") == "run"}
+    return ids
+
+
+@pytest.mark.slow
+def test_sigkill_before_the_first_last_ckpt_reruns_into_the_same_wandb_run_and_its_own_best(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    run_dir = tmp_path / "run"
+    quick = [a for a in QUICK if a != "logger.wandb=null"]
+    command = [*quick, "logger.wandb.mode=offline", "trainer.val_check_interval=2",
+               kill_at(4, tmp_path / "killed"), f"hydra.run.dir={run_dir}"]  # fmt: skip
+    status, err = run(*command)
+    assert status == -9, err[-2000:]
+    ckpts = run_dir / "checkpoints"
+    assert not (ckpts / "last.ckpt").exists() and (ckpts / "best.ckpt").is_file()
+    first_id = (ckpts / "wandb_id.txt").read_text().strip()
+    rerun_at = time.time()
+    status, err = run(*command)  # the same command again
+    assert status == 0, err[-2000:]
+    assert wandb_ids(run_dir) == {first_id}  # both segments, one W&B run
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
+    assert sorted(p.name for p in ckpts.glob("best*.ckpt")) == ["best.ckpt"]
+    assert (ckpts / "best.ckpt").stat().st_mtime >= rerun_at  # this attempt's own model
+
+
+def test_the_wandb_id_file_is_written_whole(tmp_path: Path, monkeypatch) -> None:
+    from harness.rundir import atomic
+    from harness.tracking import wandb as wandb_run
+
+    written = []
+    real = atomic.write_text_atomic
+    monkeypatch.setattr(atomic, "write_text_atomic", lambda p, t: (written.append(p), real(p, t)))
+    wandb_run.save_run_id(tmp_path, "abc12345")
+    assert written == [tmp_path / "wandb_id.txt"]
+    assert (tmp_path / "wandb_id.txt").read_text() == "abc12345"

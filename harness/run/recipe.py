@@ -32,7 +32,7 @@ from harness.run.build import (
     speed_up,
 )
 from harness.run.meta import add_trainer_metadata, run_metadata
-from harness.run.resume import check_fits, check_history, resume_point
+from harness.run.resume import check_fits, check_history, drop_earlier_best, restarts, resume_point
 from harness.rundir.layout import EXIT_STATUS, METRICS_FILE
 from harness.rundir.metrics import logged_rows
 from harness.rundir.results import write_results
@@ -111,10 +111,14 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: Path | None) -> Run:
     meta = run_metadata(run_dir, resume_from, n_params)
     # The rows earlier attempts of this run logged. Those of the steps between the checkpoint and
     # the kill are replayed now; neither logger records them again.
-    earlier = logged_rows(run_dir / METRICS_FILE) if resume_from else None
+    # A restart from step 0 (killed before its first checkpoint) replays every row it logged.
+    restart = resume_from is None and restarts(run_dir)
+    earlier = logged_rows(run_dir / METRICS_FILE) if resume_from or restart else None
     if resume_from is not None:
         check_history(resume_from, run_dir, config, earlier)
-    loggers = make_loggers(cfg, run_dir, config, meta, resume_from is not None, earlier)
+    else:
+        drop_earlier_best(run_dir)
+    loggers = make_loggers(cfg, run_dir, config, meta, resume_from is not None or restart, earlier)
     with constructor_errors("callbacks"):
         extra_callbacks = build_callbacks(cfg)
     trainer, callbacks = build_trainer(cfg, run_dir, config, loggers.all, extra_callbacks)
