@@ -111,3 +111,48 @@ def test_the_wandb_id_file_is_written_whole(tmp_path: Path, monkeypatch) -> None
     wandb_run.save_run_id(tmp_path, "abc12345")
     assert written == [tmp_path / "wandb_id.txt"]
     assert (tmp_path / "wandb_id.txt").read_text() == "abc12345"
+
+
+@pytest.mark.slow
+def test_a_second_train_py_on_a_run_directory_in_use_names_the_holder_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    from harness.rundir.lock import take
+
+    run_dir = tmp_path / "run"
+    lock = take(run_dir, "run directory")  # this process holds it, as a running train.py does
+    try:
+        before = digest(run_dir)
+        status, err = run(*QUICK, f"hydra.run.dir={run_dir}")
+    finally:
+        lock.release()
+    assert status == 2, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and f"process {os.getpid()}" in lines[0], err
+    assert digest(run_dir) == before and sorted(p.name for p in run_dir.iterdir()) == [".lock"]
+
+
+@pytest.mark.slow
+def test_two_train_py_at_once_on_one_run_directory_the_second_is_refused(tmp_path: Path) -> None:
+    import time
+
+    run_dir = tmp_path / "run"
+    first = cli(*QUICK, "trainer.max_steps=100000", f"hydra.run.dir={run_dir}")
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "metrics.csv").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        second = cli(*QUICK, "trainer.max_steps=100000", f"hydra.run.dir={run_dir}")
+        try:
+            _, err = second.communicate(timeout=90)
+        finally:
+            second.kill()
+            second.communicate()
+        status = second.returncode
+        assert first.poll() is None
+    finally:
+        first.kill()
+        first.communicate()
+    assert status == 2, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and f"process {first.pid}" in lines[0], err

@@ -1,0 +1,90 @@
+"""OS file locks on directories: one process at a time in a run directory, one runner per run of a
+sweep.
+
+flock(2) on a lock file that is never deleted (deleting it would let a second process lock a new
+file while the first still holds the old one). The kernel releases a lock when the last descriptor
+of it closes, so a killed process never leaves a stale lock; a descriptor a child inherits
+(subprocess's pass_fds) keeps the lock until the child has exited too. The file holds the PID of
+the process that took the lock, for the message a second process gets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+LOCK_FILE = ".lock"
+PID_WAIT_S = 0.5  # a holder writes its PID just after taking the lock: how long to wait for it
+
+
+class InUse(ConfigError):
+    """The lock is held by another process (pid, when it could be read)."""
+
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+@dataclass
+class Lock:
+    path: Path
+    fd: int  # open while held; pass it to a child (pass_fds) to keep the lock until it exits
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # the kernel drops the lock with the last descriptor
+            self.fd = -1
+
+
+def take(
+    folder: str | Path, what: str, *, hint: str = "", name: str = LOCK_FILE, wait: bool = False
+) -> Lock:
+    """Lock `folder` (made if missing) through folder/name; `wait` blocks until it is free.
+    Held by another process: InUse, one line naming `what`, the folder and the holder's PID."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        pid = _holder(fd)
+        os.close(fd)
+        by = f"process {pid}" if pid else "another process"
+        raise InUse(
+            f"{what} {folder} is in use by {by}{'; ' + hint if hint else ''}", pid
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return Lock(path, fd)
+
+
+@contextlib.contextmanager
+def hold(
+    folder: str | Path, what: str, *, hint: str = "", name: str = LOCK_FILE, wait: bool = False
+) -> Iterator[Lock]:
+    """`with hold(run_dir, "run directory"):` the body runs with the folder locked (see take)."""
+    lock = take(folder, what, hint=hint, name=name, wait=wait)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def _holder(fd: int) -> int | None:
+    deadline = time.monotonic() + PID_WAIT_S
+    while True:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if text.isdigit() or time.monotonic() > deadline:
+            return int(text) if text.isdigit() else None
+        time.sleep(0.01)
