@@ -156,3 +156,36 @@ def test_two_train_py_at_once_on_one_run_directory_the_second_is_refused(tmp_pat
     assert status == 2, err[-2000:]
     lines = err.strip().splitlines()
     assert len(lines) == 1 and f"process {first.pid}" in lines[0], err
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (["seed=4294967296"], "seed"),
+        (["optim.lr=1e400"], "optim.lr"),
+        (["optim.weight_decay=nan"], "optim.weight_decay"),
+        (["trainer.max_steps=0"], "trainer.max_steps"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs"),
+        (["experiment=cpu_digits", "data.batch_size=64"], "val_check_interval"),
+        (["data.batch_size=2000"], "nothing to train"),
+        (["trainer.limit_train_batches=0"], "nothing to train"),
+        (["trainer.limit_train_batches=0.001"], "nothing to train"),
+        (["trainer.limit_val_batches=0"], "nothing to validate"),
+        (["trainer.limit_test_batches=0"], "nothing to test"),
+        (["data.batch_size=512", "trainer.val_check_interval=3"], "val_check_interval"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_run_directory(
+    overrides: list[str], says: str, tmp_path: Path, capsys
+) -> None:
+    from harness.run.app import run_command
+
+    run_dir = tmp_path / "run"
+    args = [*QUICK, *overrides, f"hydra.run.dir={run_dir}"]
+    if overrides[0].startswith("experiment="):  # the preset's own model and steps
+        args = [a for a in args if not a.startswith(("model=", "trainer.max_steps="))] + overrides
+    status = run_command(args)
+    err = capsys.readouterr().err.strip()
+    assert status == 2, err[-2000:]
+    assert len(err.splitlines()) == 1 and says in err, err
+    assert not run_dir.exists()

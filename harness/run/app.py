@@ -54,11 +54,28 @@ def run_command(overrides: list[str]) -> int:
     except ConfigError as e:
         return bad_input(e)
     try:
+        data = prepared_data(checked.cfg, run_dir)
+        if data is None:
+            return BAD_INPUT
         start_job(checked.composed, run_dir)
         write_hydra_files(run_dir, checked.composed)
-        return run_checked(checked.cfg, run_dir, resume_from)
+        return run_checked(checked.cfg, run_dir, resume_from, data)
     finally:
         lock.release()
+
+
+def prepared_data(cfg: Any, run_dir: Path) -> Any:
+    """The run's data, set up and its sizes checked (harness.run.recipe.prepare); None, with the
+    one line said and the lock file removed from a fresh directory, when they do not fit."""
+    from datamodules.errors import DatasetError
+    from harness.run.recipe import prepare
+
+    try:
+        return prepare(cfg)
+    except (ConfigError, DatasetError) as e:
+        _remove_if_only_hydra_files(run_dir)
+        bad_input(e)
+        return None
 
 
 def locked_run_dir(run_dir: Path, cfg: Any) -> tuple[Any, Path | None]:
@@ -123,21 +140,24 @@ def hydra_job(cfg: Any) -> None:
         _remove_if_only_hydra_files(run_dir)
         sys.exit(bad_input(e))
     try:
+        data = prepared_data(resolved, run_dir)
+        if data is None:
+            sys.exit(BAD_INPUT)
         write_hydra_files(run_dir, composed)
-        status = run_checked(resolved, run_dir, resume_from)
+        status = run_checked(resolved, run_dir, resume_from, data)
     finally:
         lock.release()
     if status:
         sys.exit(status)
 
 
-def run_checked(cfg: Any, run_dir: Path, resume_from: Path | None) -> int:
+def run_checked(cfg: Any, run_dir: Path, resume_from: Path | None, data: Any = None) -> int:
     """Train a checked config; the closing line (interrupted, diverged) and the exit status."""
     from datamodules.errors import DatasetError
     from harness.run.recipe import train
 
     try:
-        results = train(cfg, run_dir, checked=True, resume_from=resume_from)
+        results = train(cfg, run_dir, checked=True, resume_from=resume_from, data=data)
     except (ConfigError, DatasetError) as e:  # found only once the data is read
         _remove_if_only_hydra_files(run_dir)
         return bad_input(e)

@@ -33,6 +33,7 @@ from harness.run.build import (
 )
 from harness.run.meta import add_trainer_metadata, run_metadata
 from harness.run.resume import check_fits, check_history, drop_earlier_best, restarts, resume_point
+from harness.run.sizes import check_sizes
 from harness.rundir.layout import EXIT_STATUS, METRICS_FILE
 from harness.rundir.metrics import logged_rows
 from harness.rundir.results import write_results
@@ -58,7 +59,12 @@ class Run:
 
 
 def train(
-    cfg: DictConfig, run_dir: str | Path, *, checked: bool = False, resume_from: Path | None = None
+    cfg: DictConfig,
+    run_dir: str | Path,
+    *,
+    checked: bool = False,
+    resume_from: Path | None = None,
+    data: Data | None = None,
 ) -> dict[str, Any]:
     """Run one training job in run_dir; return what results.json holds. Its "status" is
     finished, diverged (a NaN/inf loss stopped it) or interrupted (SIGTERM, Ctrl-C; it resumes
@@ -66,13 +72,14 @@ def train(
     propagates. A bad config or missing data raises before anything is written.
 
     checked=True: the caller has run the checks (harness.run.app does, once per command) and
-    found the run starts from `resume_from` (None: afresh)."""
+    found the run starts from `resume_from` (None: afresh), and may pass the data it prepared
+    (`prepare`)."""
     started = time.time()
     run_dir = Path(run_dir)
     if not checked:
         check_config(cfg)
         resume_from = resume_point(cfg.ckpt_path, run_dir, plain_config(cfg))
-    run = build(cfg, run_dir, resume_from)
+    run = build(cfg, run_dir, resume_from, data or prepare(cfg))
     results: dict[str, Any] = {
         "status": "failed",
         "monitor": cfg.task.monitor,
@@ -96,10 +103,26 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
     return redact(OmegaConf.to_container(cfg, resolve=True))
 
 
-def build(cfg: DictConfig, run_dir: Path, resume_from: Path | None) -> Run:
-    config = plain_config(cfg)
+@dataclass
+class Data:
+    """The run's datamodule, set up, and its shapes: what `prepare` makes."""
+
+    datamodule: Any
+    dims: dict[str, Any]
+
+
+def prepare(cfg: DictConfig) -> Data:
+    """Seed, then the datamodule set up, its sizes checked against the batch size and limits:
+    the last check of a run, made before any of its files is written."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, dims = build_data(cfg)
+    check_sizes(cfg, datamodule, traits(datamodule, DataTraits).has_test_split)
+    return Data(datamodule, dims)
+
+
+def build(cfg: DictConfig, run_dir: Path, resume_from: Path | None, data: Data) -> Run:
+    config = plain_config(cfg)
+    datamodule, dims = data.datamodule, data.dims
     with constructor_errors("model"):
         net = build_net(cfg, dims)
         module = build_module(cfg, net, dims)
