@@ -189,3 +189,35 @@ def test_bad_input_is_one_line_exit_2_and_no_run_directory(
     assert status == 2, err[-2000:]
     assert len(err.splitlines()) == 1 and says in err, err
     assert not run_dir.exists()
+
+
+def comparable(results: dict) -> dict:
+    """results.json without what differs between any two runs: wall-clock speed and memory
+    (perf/*), the runtime, where a run resumed from, its folder and its command line."""
+    drop = ("runtime_s", "resumed_from", "run_dir", "overrides")
+    return {k: v for k, v in results.items() if "perf/" not in k and k not in drop}
+
+
+@pytest.mark.slow
+def test_killed_during_test_then_resumed_gives_the_uninterrupted_results(tmp_path: Path) -> None:
+    import json
+
+    import torch
+
+    from harness.run.recipe import train
+    from tests.conftest import compose
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same thread count as the child (OMP_NUM_THREADS=1)
+    try:
+        reference = train(compose(QUICK), tmp_path / "reference")
+        run_dir = tmp_path / "run"
+        command = [*QUICK, kill_at(0, tmp_path / "killed", hook="test_batch_end")]
+        status, err = run(*command, f"hydra.run.dir={run_dir}")
+        assert status == -9, err[-2000:]
+        assert not (run_dir / "results.json").exists()
+        resumed = train(compose(command), run_dir)
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed["status"] == "finished"
+    assert comparable(json.loads((run_dir / "results.json").read_text())) == comparable(reference)

@@ -162,7 +162,8 @@ def build_data(cfg: DictConfig) -> tuple[Any, dict[str, Any]]:
 def fit(run: Run, resume_from: Path | None, results: dict[str, Any]) -> str:
     """Train (from resume_from when given); return the best checkpoint's path."""
     run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=resume_from, weights_only=True)
-    results.update(metrics_of(run.trainer))
+    # What the checkpoint's run had logged, then what this fit logged (nothing, if it was done).
+    results.update({**run.callbacks.fit_metrics.restored, **metrics_of(run.trainer)})
     return run.callbacks.best_checkpoint.best_model_path
 
 
