@@ -58,3 +58,16 @@ class LoaderPosition(L.Callback):
             state,
             batch_idx,
         )
+
+
+class Pause(L.Callback):
+    """Sleep `seconds` after every training batch: a run slow enough to be killed from outside
+    at a chosen step (the chaos test), computing exactly what it would without the pause."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        import time
+
+        time.sleep(self.seconds)

@@ -221,3 +221,73 @@ def test_killed_during_test_then_resumed_gives_the_uninterrupted_results(tmp_pat
         torch.set_num_threads(threads)
     assert resumed["status"] == "finished"
     assert comparable(json.loads((run_dir / "results.json").read_text())) == comparable(reference)
+
+
+CHAOS = ["data=digits", "model=mlp", "callbacks=sweep", "logger.wandb.mode=offline",
+         "data.batch_size=64", "trainer.max_epochs=-1", "trainer.max_steps=30",
+         "trainer.log_every_n_steps=1", "trainer.limit_val_batches=2",
+         "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false",
+         "trainer.enable_model_summary=false", "checkpoint_every_n_steps=3",
+         "+callbacks.pause={_target_:tests.probes.Pause,seconds:0.1}"]  # fmt: skip
+
+
+def logged_step(run_dir: Path) -> int:
+    """The last step metrics.csv holds (-1: none yet); read only, as the run appends to it."""
+    from harness.rundir.metrics import read_metrics
+
+    _, rows = read_metrics(run_dir / "metrics.csv")
+    return max((int(r["step"]) for r in rows), default=-1)
+
+
+@pytest.mark.slow
+def test_chaos_train_py_killed_at_random_steps_ends_as_the_uninterrupted_run(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL from outside at random steps (one before the first last.ckpt, at step 3), the
+    same command rerun after each kill until it finishes: the same rows, the same results, one
+    W&B run (docs/failures_chaos_run.md)."""
+    import json
+    import random
+    import time
+
+    import torch
+
+    from harness.run.recipe import train
+    from tests.conftest import compose
+    from tests.test_resume import computed
+
+    rng = random.Random(13)
+    targets = [rng.randint(0, 1), *sorted(rng.sample(range(4, 28), 2))]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same thread count as the children (OMP_NUM_THREADS=1)
+    try:
+        # Without W&B: a W&B run in this process would leave its service to the children.
+        reference = train(compose([*CHAOS, "logger.wandb=null"]), tmp_path / "reference")
+    finally:
+        torch.set_num_threads(threads)
+    run_dir = tmp_path / "run"
+    command = [*CHAOS, f"hydra.run.dir={run_dir}"]
+    killed_at = []
+    for target in targets:
+        child = cli(*command)
+        deadline = time.time() + 120
+        while child.poll() is None and logged_step(run_dir) < target and time.time() < deadline:
+            time.sleep(0.01)
+        child.kill()
+        _, err = child.communicate()
+        assert child.returncode == -9, err[-2000:]  # killed before the run ended
+        killed_at.append(logged_step(run_dir))
+    for _ in range(2):  # rerun until it finishes
+        status, err = run(*command)
+        if status == 0:
+            break
+    assert status == 0, err[-2000:]
+    assert computed(run_dir / "metrics.csv") == computed(tmp_path / "reference" / "metrics.csv")
+    results = json.loads((run_dir / "results.json").read_text())
+    drop = ("wandb_id", "wandb_mode")
+    assert {k: v for k, v in comparable(results).items() if k not in drop} == {
+        k: v for k, v in comparable(reference).items() if k not in drop
+    }
+    run_id = (run_dir / "checkpoints" / "wandb_id.txt").read_text().strip()
+    assert wandb_ids(run_dir) == {run_id}
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == len(killed_at) + 1
