@@ -13,7 +13,8 @@ import lightning as L
 
 class SignalAt(L.Callback):
     """Send `signal` to this process once training has made `step` optimizer steps, at the first
-    `hook` after that: "train_batch_end", "validation_batch_end" or "train_epoch_end". Only once
+    `hook` after that: "train_batch_end", "validation_batch_end", "train_epoch_end" or
+    "test_batch_end". Only once
     per `marker` file, so that the resumed run, with the very same config, runs to the end."""
 
     def __init__(self, signal: str, step: int, marker: str, hook: str = "train_batch_end") -> None:
@@ -35,6 +36,9 @@ class SignalAt(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, *args: Any) -> None:
         self._fire(trainer, "train_epoch_end")
 
+    def on_test_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self._fire(trainer, "test_batch_end")
+
 
 class LoaderPosition(L.Callback):
     """Fails the run unless, at every training batch end, the training loader's saved state
@@ -54,3 +58,16 @@ class LoaderPosition(L.Callback):
             state,
             batch_idx,
         )
+
+
+class Pause(L.Callback):
+    """Sleep `seconds` after every training batch: a run slow enough to be killed from outside
+    at a chosen step (the chaos test), computing exactly what it would without the pause."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        import time
+
+        time.sleep(self.seconds)

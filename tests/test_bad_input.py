@@ -51,7 +51,7 @@ def assert_clear_failure(out: subprocess.CompletedProcess, *expected: str) -> No
         (["optim.lr=fast"], "optim.lr must be a number (default 0.001), got 'fast'"),
         (["optim=sgd", "optim.lr=-1"], "optim.lr must be a positive number, got -1"),
         (["data.batch_size=0"], "data.batch_size must be a positive integer, got 0"),
-        (["seed=-3"], "seed must be a non-negative integer, got -3"),
+        (["seed=-3"], "seed must be an integer from 0 to 4294967295, got -3"),
         (
             ["checkpoint_every_n_steps=0"],
             "checkpoint_every_n_steps must be an integer >= 1 or null",

@@ -20,15 +20,19 @@ from harness.protocol import DataTraits, ModelTraits, TaskTraits, traits
 from harness.run.build import build_callback, build_datamodule, target_class
 from optim.checks import OPTIM_RULES, dry_build_optimizer
 
+SEED_MAX = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything enforces
 # key -> (test, what is allowed). Missing keys are skipped: not every optimizer has momentum.
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "seed": (lambda v: is_int(v) and v >= 0, "a non-negative integer"),
+    "seed": (lambda v: is_int(v) and 0 <= v <= SEED_MAX, f"an integer from 0 to {SEED_MAX}"),
     **OPTIM_RULES,
     "trainer.max_epochs": (
-        lambda v: v is None or (is_int(v) and v >= -1),
+        lambda v: v is None or (is_int(v) and (v == -1 or v >= 1)),
         "an integer >= 1 (or -1: no limit)",
     ),
-    "trainer.max_steps": (lambda v: is_int(v) and v >= -1, "an integer >= 1 (or -1: no limit)"),
+    "trainer.max_steps": (
+        lambda v: is_int(v) and (v == -1 or v >= 1),
+        "an integer >= 1 (or -1: no limit)",
+    ),
     "trainer.accumulate_grad_batches": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
     "trainer.gradient_clip_val": (
         lambda v: v is None or (is_number(v) and v > 0),
@@ -63,7 +67,21 @@ def _select(cfg: DictConfig, key: str) -> tuple[bool, Any]:
     return value is not sentinel, value
 
 
+def check_finite(tree: Any, prefix: str = "") -> None:
+    """Every number in the config is finite: 1e400 parses as inf, and nan compares false."""
+    import math
+
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree)
+    for k, v in items:
+        key = f"{prefix}{k}"
+        if isinstance(v, (dict, list)):
+            check_finite(v, key + ".")
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{key} must be a finite number, got {v!r}")
+
+
 def check_values(cfg: DictConfig) -> None:
+    check_finite(OmegaConf.to_container(cfg, resolve=True))
     for key, (ok, allowed) in RULES.items():
         present, value = _select(cfg, key)
         if present and not ok(value):

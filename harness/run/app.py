@@ -46,17 +46,78 @@ def is_single_run(argv: list[str]) -> bool:
 def run_command(overrides: list[str]) -> int:
     """One run from command-line overrides; the exit status."""
     from harness.config.command import check_command
-    from harness.run.resume import check_run_dir
 
     try:
         checked = check_command(overrides)
         run_dir = Path(os.path.abspath(str(checked.composed.hydra.run.dir)))  # ${now:...} once
-        resume_from = check_run_dir(run_dir, checked.cfg)
+        lock, resume_from = locked_run_dir(run_dir, checked.cfg)
     except ConfigError as e:
         return bad_input(e)
-    start_job(checked.composed, run_dir)
-    write_hydra_files(run_dir, checked.composed)
-    return run_checked(checked.cfg, run_dir, resume_from)
+    try:
+        data = prepared_data(checked.cfg, run_dir)
+        if data is None:
+            return BAD_INPUT
+        start_job(checked.composed, run_dir)
+        write_hydra_files(run_dir, checked.composed)
+        return run_checked(checked.cfg, run_dir, resume_from, data=data)
+    finally:
+        lock.release()
+
+
+def prepared_data(cfg: Any, run_dir: Path) -> Any:
+    """The run's data, set up and its sizes checked (harness.run.recipe.prepare); None, with the
+    one line said and the lock file removed from a fresh directory, when they do not fit."""
+    from datamodules.errors import DatasetError
+    from harness.run.recipe import prepare
+
+    try:
+        return prepare(cfg)
+    except (ConfigError, DatasetError) as e:
+        _remove_if_only_hydra_files(run_dir)
+        bad_input(e)
+        return None
+
+
+def locked_run_dir(run_dir: Path, cfg: Any) -> tuple[Any, Path | None]:
+    """(the run directory's lock, held until the run ends; where the run starts). One process at
+    a time in a run directory: a second one is refused, naming the first's PID, before it has
+    written anything (an OS lock: the kernel releases it when the holder dies, even by kill -9)."""
+    from harness.run.resume import check_run_dir
+    from harness.rundir.lock import take
+
+    refuse_if_held(run_dir)
+    check_run_dir(run_dir, cfg)  # checked before the lock file is made: a refusal writes nothing
+    lock = take(run_dir, "run directory", hint=IN_USE_HINT)
+    try:
+        return lock, check_run_dir(run_dir, cfg)  # again, now that nothing else can change it
+    except ConfigError:
+        lock.release()
+        _remove_if_only_hydra_files(run_dir)
+        raise
+
+
+IN_USE_HINT = "wait for it to end, or choose another hydra.run.dir"
+
+
+def refuse_if_held(run_dir: Path) -> None:
+    """InUse if another process holds the run directory's lock; writes nothing (a shared lock,
+    tried and dropped, on the lock file if there is one)."""
+    import fcntl
+
+    from harness.rundir.lock import LOCK_FILE, InUse, _holder
+
+    path = run_dir / LOCK_FILE
+    if not path.is_file():
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = _holder(fd)
+        by = f"process {pid}" if pid else "another process"
+        raise InUse(f"run directory {run_dir} is in use by {by}; {IN_USE_HINT}", pid) from None
+    finally:
+        os.close(fd)
 
 
 def hydra_job(cfg: Any) -> float | None:
@@ -72,7 +133,6 @@ def hydra_job(cfg: Any) -> float | None:
 
     from harness.config.checks import check_config
     from harness.config.command import task_config
-    from harness.run.resume import check_run_dir
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -82,16 +142,22 @@ def hydra_job(cfg: Any) -> float | None:
         _with_hydra_node(composed, HydraConfig.instance().cfg)
         resolved = task_config(composed)
         check_config(resolved)
-        resume_from = check_run_dir(run_dir, resolved)
+        lock, resume_from = locked_run_dir(run_dir, resolved)
     except ConfigError as e:
         _remove_if_only_hydra_files(run_dir)
         status = bad_input(e)
         bad = (str(run_dir), str(e), list(hydra_cfg.overrides.task))
         return _job_ended(multirun, status, None, cfg, bad)
-    write_hydra_files(run_dir, composed)
     results: dict[str, Any] = {}
-    status = run_checked(resolved, run_dir, resume_from, results)
     bad = (str(run_dir), "bad input (above)", list(hydra_cfg.overrides.task))
+    try:
+        data = prepared_data(resolved, run_dir)
+        if data is None:
+            return _job_ended(multirun, BAD_INPUT, None, resolved, bad)
+        write_hydra_files(run_dir, composed)
+        status = run_checked(resolved, run_dir, resume_from, results, data)
+    finally:
+        lock.release()
     return _job_ended(multirun, status, results, resolved, bad)
 
 
@@ -110,8 +176,11 @@ def _job_ended(
     return objective(results or {}, OmegaConf.select(cfg, "task.mode", default="max"))
 
 
-def run_checked(cfg: Any, run_dir: Path, resume_from: Path | None, out: dict | None = None) -> int:
-    """Train a checked config; the closing block and the exit status (`out` gets the results)."""
+def run_checked(
+    cfg: Any, run_dir: Path, resume_from: Path | None, out: dict | None = None, data: Any = None
+) -> int:
+    """Train a checked config (`data`: already set up, or None); the closing block and the exit
+    status (`out` gets the results)."""
     from datamodules.errors import DatasetError
     from harness.run import requeue
     from harness.run.quiet import lightning_logs_to_root, silence_noise
@@ -122,7 +191,7 @@ def run_checked(cfg: Any, run_dir: Path, resume_from: Path | None, out: dict | N
     lightning_logs_to_root()
     held = requeue.install()  # a submitit job: its requeue signal saves last.ckpt first
     try:
-        results = train(cfg, run_dir, checked=True, resume_from=resume_from)
+        results = train(cfg, run_dir, checked=True, resume_from=resume_from, data=data)
     except (ConfigError, DatasetError) as e:  # found only once the data is read
         _remove_if_only_hydra_files(run_dir)
         return bad_input(e)
@@ -200,7 +269,9 @@ def _with_hydra_node(cfg: Any, hydra_cfg: Any) -> None:
 
 def _remove_if_only_hydra_files(run_dir: Path) -> None:
     """A run that failed its checks leaves nothing behind but what Hydra or start_job made."""
+    from harness.rundir.lock import LOCK_FILE
+
     names = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else set()
-    if names <= {HYDRA_DIR, LOG_FILE}:
+    if names <= {HYDRA_DIR, LOG_FILE, LOCK_FILE}:
         shutil.rmtree(run_dir, ignore_errors=True)
         logging.getLogger(__name__).debug("removed %s", run_dir)

@@ -119,6 +119,7 @@ class RunCallbacks:
     best_checkpoint: Any  # ModelCheckpoint: RUN_DIR/checkpoints/best.ckpt, by task.monitor
     last_checkpoint: Any  # LastCheckpoint: RUN_DIR/checkpoints/last.ckpt, for resuming
     best: Any  # BestMetrics: the validation metrics at the best check
+    fit_metrics: Any  # FitMetrics: the metrics a resumed run's checkpoint had logged
 
 
 def build_trainer(
@@ -146,6 +147,7 @@ def build_trainer(
         ),
         last_checkpoint=cb.LastCheckpoint(ckpt_dir / LAST, cfg.checkpoint_every_n_steps),
         best=BestMetrics(cfg.task.monitor, cfg.task.mode),
+        fit_metrics=cb.FitMetrics(),
     )
     trainer = L.Trainer(
         **cfg.trainer,
@@ -154,6 +156,7 @@ def build_trainer(
             cb.StopOnNonFiniteLoss(),
             cb.RandomState(),
             cb.MetricStates(),
+            kept.fit_metrics,
             kept.best,
             cb.ConfigInCheckpoint(config),
             cb.ValidateAtLastStep(),

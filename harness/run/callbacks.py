@@ -94,6 +94,27 @@ class MetricStates(L.Callback):
                 metric._update_count, metric._computed = saved[name]["updates"], None
 
 
+class FitMetrics(L.Callback):
+    """The last value of every metric fit logged (trainer.callback_metrics), saved in each
+    checkpoint: a run resumed after its training ended (killed while testing) fits nothing, so
+    Lightning's callback_metrics stay empty, and results.json takes these instead."""
+
+    def __init__(self) -> None:
+        self.restored: dict[str, float] = {}
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
+        from harness.run.best import metrics_of
+
+        checkpoint["fit_metrics"] = metrics_of(trainer)  # plain floats: loads with weights_only
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
+        self.restored = dict(checkpoint.get("fit_metrics", {}))
+
+
 class StopOnNonFiniteLoss(L.Callback):
     """A NaN or infinite training loss stops the run, marked diverged at the first step whose loss
     was not finite, and no checkpoint taken after that step is ever written: the last good one is

@@ -32,7 +32,8 @@ from harness.run.build import (
     speed_up,
 )
 from harness.run.meta import add_trainer_metadata, run_metadata
-from harness.run.resume import check_fits, check_history, resume_point
+from harness.run.resume import check_fits, check_history, drop_earlier_best, restarts, resume_point
+from harness.run.sizes import check_sizes
 from harness.rundir.layout import EXIT_STATUS, METRICS_FILE
 from harness.rundir.metrics import logged_rows
 from harness.rundir.results import write_results
@@ -59,7 +60,12 @@ class Run:
 
 
 def train(
-    cfg: DictConfig, run_dir: str | Path, *, checked: bool = False, resume_from: Path | None = None
+    cfg: DictConfig,
+    run_dir: str | Path,
+    *,
+    checked: bool = False,
+    resume_from: Path | None = None,
+    data: Data | None = None,
 ) -> dict[str, Any]:
     """Run one training job in run_dir; return what results.json holds. Its "status" is
     finished, diverged (a NaN/inf loss stopped it) or interrupted (SIGTERM, Ctrl-C; it resumes
@@ -67,13 +73,14 @@ def train(
     propagates. A bad config or missing data raises before anything is written.
 
     checked=True: the caller has run the checks (harness.run.app does, once per command) and
-    found the run starts from `resume_from` (None: afresh)."""
+    found the run starts from `resume_from` (None: afresh), and may pass the data it prepared
+    (`prepare`)."""
     started = time.time()
     run_dir = Path(run_dir)
     if not checked:
         check_config(cfg)
         resume_from = resume_point(cfg.ckpt_path, run_dir, plain_config(cfg))
-    run = build(cfg, run_dir, resume_from)
+    run = build(cfg, run_dir, resume_from, data or prepare(cfg))
     results: dict[str, Any] = {
         "status": "failed",
         "monitor": cfg.task.monitor,
@@ -97,10 +104,26 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
     return redact(OmegaConf.to_container(cfg, resolve=True))
 
 
-def build(cfg: DictConfig, run_dir: Path, resume_from: Path | None) -> Run:
-    config = plain_config(cfg)
+@dataclass
+class Data:
+    """The run's datamodule, set up, and its shapes: what `prepare` makes."""
+
+    datamodule: Any
+    dims: dict[str, Any]
+
+
+def prepare(cfg: DictConfig) -> Data:
+    """Seed, then the datamodule set up, its sizes checked against the batch size and limits:
+    the last check of a run, made before any of its files is written."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, dims = build_data(cfg)
+    check_sizes(cfg, datamodule, traits(datamodule, DataTraits).has_test_split)
+    return Data(datamodule, dims)
+
+
+def build(cfg: DictConfig, run_dir: Path, resume_from: Path | None, data: Data) -> Run:
+    config = plain_config(cfg)
+    datamodule, dims = data.datamodule, data.dims
     with constructor_errors("model"):
         net = build_net(cfg, dims)
         module = build_module(cfg, net, dims)
@@ -113,10 +136,14 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: Path | None) -> Run:
     meta["name"] = names.run_name(config, meta["choices"])  # adamw-lr3e-4-s0: W&B, TensorBoard
     # The rows earlier attempts of this run logged. Those of the steps between the checkpoint and
     # the kill are replayed now; neither logger records them again.
-    earlier = logged_rows(run_dir / METRICS_FILE) if resume_from else None
+    # A restart from step 0 (killed before its first checkpoint) replays every row it logged.
+    restart = resume_from is None and restarts(run_dir)
+    earlier = logged_rows(run_dir / METRICS_FILE) if resume_from or restart else None
     if resume_from is not None:
         check_history(resume_from, run_dir, config, earlier)
-    loggers = make_loggers(cfg, run_dir, config, meta, resume_from, earlier)
+    else:
+        drop_earlier_best(run_dir)
+    loggers = make_loggers(cfg, run_dir, config, meta, resume_from, earlier, restart=restart)
     with constructor_errors("callbacks"):
         extra_callbacks = build_callbacks(cfg)
     trainer, callbacks = build_trainer(cfg, run_dir, config, loggers.all, extra_callbacks)
@@ -137,7 +164,8 @@ def build_data(cfg: DictConfig) -> tuple[Any, dict[str, Any]]:
 def fit(run: Run, resume_from: Path | None, results: dict[str, Any]) -> str:
     """Train (from resume_from when given); return the best checkpoint's path."""
     run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=resume_from, weights_only=True)
-    results.update(metrics_of(run.trainer))
+    # What the checkpoint's run had logged, then what this fit logged (nothing, if it was done).
+    results.update({**run.callbacks.fit_metrics.restored, **metrics_of(run.trainer)})
     return run.callbacks.best_checkpoint.best_model_path
 
 

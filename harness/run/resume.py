@@ -7,7 +7,11 @@
   hpc_ckpt_N.ckpt that Lightning saved before a SLURM requeue, and no final status in
   results.json): resume from the newest of them, provided the config is the one that run used
   (a requeued job reruns its own command). Otherwise an error says what differs.
-- `ckpt_path=null` and RUN_DIR holds a finished or diverged run: refuse; it is never overwritten.
+- `ckpt_path=null` and RUN_DIR holds an unfinished run killed before its first last.ckpt (its
+  W&B id, metrics.csv or best.ckpt, and .hydra/config.yaml): a restart from step 0, provided the
+  config is the recorded one; it logs to the same W&B run and replays the logged rows.
+- RUN_DIR holds a finished or diverged run: every command but `ckpt_path=last` (its own
+  continuation) is refused, whatever ckpt_path names; it is never overwritten.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.rundir.layout import CHECKPOINT_DIR, LAST
+from harness.rundir.layout import CHECKPOINT_DIR, HYDRA_DIR, LAST, METRICS_FILE, WANDB_ID_FILE
 from harness.rundir.results import read_status
 
 FINAL_STATUSES = ("finished", "diverged")
@@ -74,19 +78,30 @@ def config_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) 
 
 def resume_point(ckpt_path: str | None, run_dir: Path, config: Mapping[str, Any]) -> Path | None:
     """The checkpoint this run resumes from, or None for a fresh start (see the module doc)."""
-    if ckpt_path is not None:
-        path = run_dir / CHECKPOINT_DIR / LAST if ckpt_path == "last" else Path(ckpt_path)
+    own_last = run_dir / CHECKPOINT_DIR / LAST
+    path = None if ckpt_path is None else own_last if ckpt_path == "last" else Path(ckpt_path)
+    # The status first: a finished run takes no command but its own continuation.
+    status = read_status(run_dir)
+    if status in FINAL_STATUSES and (path is None or path.resolve() != own_last.resolve()):
+        what = "" if path is None else f" (ckpt_path={ckpt_path} would write another run over it)"
+        raise ConfigError(
+            f"{run_dir} already holds a {status} run and is left as it is{what}: choose another "
+            "hydra.run.dir (or, to train that run further, add ckpt_path=last)"
+        )
+    if path is not None:
         if not path.is_file():
             raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint file at {path}")
         return path
-    status = read_status(run_dir)
-    if status in FINAL_STATUSES:
-        raise ConfigError(
-            f"{run_dir} already holds a {status} run and is left as it is: choose another "
-            "hydra.run.dir (or, to train that run further, add ckpt_path=last)"
-        )
     found = run_checkpoints(run_dir)
     if not found:
+        recorded = recorded_config(run_dir) if earlier_attempt(run_dir) else None
+        diff = config_diff(recorded, config) if recorded is not None else ""
+        if diff:
+            raise ConfigError(
+                f"{run_dir} holds an unfinished run (stopped before its first checkpoint) with "
+                f"another config ({diff}). Rerun its own command to restart it, or choose another "
+                "hydra.run.dir"
+            )
         return None
     path = newest(found)
     diff = config_diff(load_checkpoint(path, "resume").get("config", {}), config)
@@ -97,6 +112,43 @@ def resume_point(ckpt_path: str | None, run_dir: Path, config: Mapping[str, Any]
             "another hydra.run.dir"
         )
     return path
+
+
+def earlier_attempt(run_dir: Path) -> bool:
+    """Whether an earlier attempt of the run trained here (its W&B id, rows or best model)."""
+    ckpts = run_dir / CHECKPOINT_DIR
+    return (
+        (ckpts / WANDB_ID_FILE).is_file()
+        or (run_dir / METRICS_FILE).is_file()
+        or any(ckpts.glob("best*.ckpt"))
+    )
+
+
+def recorded_config(run_dir: Path) -> dict[str, Any] | None:
+    """The config RUN_DIR/.hydra/config.yaml records, resolved (None: none recorded; {} when it
+    cannot be read, which then differs from every config)."""
+    from omegaconf import OmegaConf
+
+    path = run_dir / HYDRA_DIR / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception:  # torn, or an interpolation that no longer resolves
+        return {}
+
+
+def restarts(run_dir: Path) -> bool:
+    """A start without a checkpoint that continues an earlier attempt of the same config
+    (resume_point has compared them): same W&B run, its logged rows replayed."""
+    return earlier_attempt(run_dir) and recorded_config(run_dir) is not None
+
+
+def drop_earlier_best(run_dir: Path) -> None:
+    """A run that starts from step 0 trains its own best model: an earlier attempt's best*.ckpt
+    would make Lightning write best-v1.ckpt beside it, and best.ckpt stay the other's."""
+    for path in (run_dir / CHECKPOINT_DIR).glob("best*.ckpt"):
+        path.unlink()
 
 
 def check_history(path: Path, run_dir: Path, config: Mapping[str, Any], logged: Any) -> None:

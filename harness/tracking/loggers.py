@@ -33,8 +33,10 @@ def make_loggers(
     meta: dict[str, Any],
     resume_from: Path | None,
     earlier: Counter | None,
+    restart: bool = False,
 ) -> Loggers:
-    """`resume_from`: the checkpoint this run resumes from; `earlier`: the rows earlier attempts
+    """`resume_from`: the checkpoint this run resumes from (`restart`: an attempt killed before
+    its first checkpoint is started again, as the same W&B run); `earlier`: the rows earlier attempts
     of this run logged (None: a fresh start). meta gets "wandb_mode"; W&B's config holds it (the
     same dict, filled in further later)."""
     from harness.run.meta import run_choices, run_overrides
@@ -43,7 +45,7 @@ def make_loggers(
     settings = cfg.logger.get("wandb")
     if settings is not None:
         loggers.wandb_id = wandb_run.run_id(
-            run_dir / CHECKPOINT_DIR, resuming=resume_from is not None
+            run_dir / CHECKPOINT_DIR, resuming=resume_from is not None or restart
         )
         loggers.wandb, meta["wandb_mode"] = wandb_run.make_wandb_logger(
             wandb_run.labelled(

@@ -100,8 +100,10 @@ class RunWandbLogger(CheckpointArtifacts, WandbLogger):
 def save_run_id(checkpoint_dir: Path, run_id: str) -> None:
     """Beside the checkpoints, so that resuming from them continues this W&B run (rank zero only:
     every other rank drew its own, unused id)."""
+    from harness.rundir import atomic
+
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    (checkpoint_dir / WANDB_ID_FILE).write_text(run_id)
+    atomic.write_text_atomic(checkpoint_dir / WANDB_ID_FILE, run_id)  # a kill leaves it whole
 
 
 def sync_hint(run_dir: Path) -> str:
