@@ -1,8 +1,5 @@
 """train.py on a run directory another process uses: one line naming the holder's PID, exit 2,
-and the directory as it was (issue 13, item 5, the train.py side).
-
-Expected to fail until harness/run (the rewritten run code) takes harness.rundir.lock.hold on the
-run directory before it writes anything there: strict xfail, so the wiring removes the marks."""
+and the directory as it was (issue 13, item 5, the train.py side)."""
 
 from __future__ import annotations
 
@@ -19,9 +16,6 @@ import pytest
 from harness.rundir.lock import hold
 from tests.conftest import FAST, ROOT
 
-NOT_WIRED = pytest.mark.xfail(
-    strict=True, reason="train.py does not take harness.rundir.lock.hold on its run directory yet"
-)
 ENV = {**os.environ, "WANDB_MODE": "disabled"}
 
 
@@ -38,7 +32,6 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@NOT_WIRED
 def test_train_py_on_a_locked_run_directory_is_one_line_naming_the_holder(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     with hold(run_dir, "run directory"):  # as a runner or a train.py in it would
@@ -52,7 +45,6 @@ def test_train_py_on_a_locked_run_directory_is_one_line_naming_the_holder(tmp_pa
 
 
 @pytest.mark.slow
-@NOT_WIRED
 def test_a_second_train_py_on_a_run_directory_in_use_is_refused(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     first = subprocess.Popen(_train(run_dir, "trainer.max_steps=400"), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
