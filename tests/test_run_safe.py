@@ -245,7 +245,7 @@ def test_chaos_train_py_killed_at_random_steps_ends_as_the_uninterrupted_run(
 ) -> None:
     """SIGKILL from outside at random steps (one before the first last.ckpt, at step 3), the
     same command rerun after each kill until it finishes: the same rows, the same results, one
-    W&B run (docs/failures_chaos_run.md)."""
+    W&B run (docs/failures_chaos.md)."""
     import json
     import random
     import time
