@@ -23,7 +23,9 @@ QUICK = ["data=digits", "model=mlp", "callbacks=sweep", "logger.wandb=null",
 
 
 def cli(*args: str, **popen: object) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # Not this process's W&B service (WANDB_SERVICE, set once a test here ran W&B in-process): a
+    # killed child's run would stay open in it, and the rerun's same id be "in use".
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"} | {"OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)  # fmt: skip
 

@@ -232,7 +232,7 @@ def check_trains(cfg: DictConfig) -> None:
 
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError on the first problem found."""
+    check_trains(cfg)  # first: from a checkpoint, max_epochs=0 means "evaluate" (eval.py)
     check_values(cfg)
-    check_trains(cfg)
     check_fit(cfg)
     dry_build(cfg)

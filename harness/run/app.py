@@ -85,6 +85,8 @@ def locked_run_dir(run_dir: Path, cfg: Any) -> tuple[Any, Path | None]:
     from harness.run.resume import check_run_dir
     from harness.rundir.lock import take
 
+    if not first_process():  # a DDP rank or node Lightning started: rank zero holds the lock
+        return _NoLock(), check_run_dir(run_dir, cfg)
     refuse_if_held(run_dir)
     check_run_dir(run_dir, cfg)  # checked before the lock file is made: a refusal writes nothing
     lock = take(run_dir, "run directory", hint=IN_USE_HINT)
@@ -97,6 +99,18 @@ def locked_run_dir(run_dir: Path, cfg: Any) -> tuple[Any, Path | None]:
 
 
 IN_USE_HINT = "wait for it to end, or choose another hydra.run.dir"
+# Set (and not 0) in the other processes of one multi-process run: Lightning's DDP launcher,
+# torchrun, SLURM's srun tasks.
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
+
+
+def first_process() -> bool:
+    return all(os.environ.get(name, "0") == "0" for name in RANK_VARIABLES)
+
+
+class _NoLock:
+    def release(self) -> None:
+        pass
 
 
 def refuse_if_held(run_dir: Path) -> None:
