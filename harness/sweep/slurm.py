@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ class TrainCommand:
         with open(Path(self.run_dir) / process.LOG_FILE, "ab") as log:
             child = subprocess.Popen(self.argv, cwd=self.cwd, env=env, stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     preexec_fn=process._die_with_parent)  # fmt: skip
+                                     preexec_fn=partial(process._die_with_parent, os.getpid()))  # fmt: skip
             # hyperband's stop (and SLURM's last SIGTERM) go to the run, which saves and ends
             signal.signal(signal.SIGTERM, lambda s, f: child.send_signal(signal.SIGTERM))
             return child.wait()
