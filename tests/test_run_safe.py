@@ -196,7 +196,13 @@ def test_bad_input_is_one_line_exit_2_and_no_run_directory(
 def comparable(results: dict) -> dict:
     """results.json without what differs between any two runs: wall-clock speed and memory
     (perf/*), the runtime, where a run resumed from, its folder and its command line."""
-    drop = ("runtime_s", "resumed_from", "run_dir", "overrides")
+    drop = (
+        "runtime_s",
+        "resumed_from",
+        "run_dir",
+        "overrides",
+        "command",
+    )  # command: the run dir in argv
     return {k: v for k, v in results.items() if "perf/" not in k and k not in drop}
 
 
