@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
@@ -27,26 +26,18 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
 def redact(value: Any, secrets: list[str] | None = None) -> Any:
     """A copy of value (nested dicts, lists, strings) with every secret replaced by ***."""
     secrets = secret_values() if secrets is None else secrets
-    if not secrets:
-        return value
+    return replace_strings(value, dict.fromkeys(secrets, MASK)) if secrets else value
+
+
+def replace_strings(value: Any, replacements: Mapping[str, str]) -> Any:
+    """A copy of value (nested dicts, lists, strings) with each key of replacements, wherever it
+    occurs in a string, replaced by its value (in the mapping's order)."""
     if isinstance(value, str):
-        for s in secrets:
-            value = value.replace(s, MASK)
+        for old, new in replacements.items():
+            value = value.replace(old, new)
         return value
     if isinstance(value, Mapping):
-        return {k: redact(v, secrets) for k, v in value.items()}
+        return {k: replace_strings(v, replacements) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(redact(v, secrets) for v in value)
+        return type(value)(replace_strings(v, replacements) for v in value)
     return value
-
-
-def redact_files(folder: Path, pattern: str = "*.yaml") -> None:
-    """Rewrite the text files matching pattern in folder with secrets masked (Hydra's .hydra/)."""
-    secrets = secret_values()
-    for path in sorted(folder.glob(pattern)) if secrets and folder.is_dir() else []:
-        text = path.read_text()
-        masked = redact(text, secrets)
-        if masked != text:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(masked)
-            os.replace(tmp, path)

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from harness.rundir.secrets import SECRET_NAME, secret_values
+from harness.rundir.secrets import SECRET_NAME, replace_strings, secret_values
 
 
 def secret_names(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -29,17 +29,5 @@ def secret_names(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def env_refs(value: Any, environ: Mapping[str, str] | None = None) -> Any:
     """A copy of value (nested dicts, lists, strings) with each secret as ${oc.env:NAME}."""
-    refs = secret_names(environ)
-    return _replace(value, refs) if refs else value
-
-
-def _replace(value: Any, refs: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        for secret, name in refs.items():
-            value = value.replace(secret, "${oc.env:" + name + "}")
-        return value
-    if isinstance(value, Mapping):
-        return {k: _replace(v, refs) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_replace(v, refs) for v in value)
-    return value
+    refs = {secret: "${oc.env:" + name + "}" for secret, name in secret_names(environ).items()}
+    return replace_strings(value, refs) if refs else value
