@@ -58,15 +58,16 @@ def read_idx(path: Path) -> bytes:
         ) from None
 
 
-def check_idx(path: Path, data: bytes | None = None) -> tuple[int, ...]:
+def check_idx(path: Path, data: bytes | None = None, size: int | None = None) -> tuple[int, ...]:
     """The dimensions in an idx file's header (magic 0x0000 08 NDIM: uint8 data, then NDIM
-    big-endian sizes), after checking that the content holds exactly that many bytes."""
+    big-endian sizes), after checking that the content (`size` bytes, else len(data)) holds
+    exactly that many bytes."""
     data = read_idx(path) if data is None else data
     head = data[:4]
     if len(head) < 4 or head[:3] != b"\x00\x00\x08" or not 1 <= head[3] <= 3:
         raise DatasetError(f"{path} is not an idx file of uint8 data (header {head.hex()})")
     dims = struct.unpack(f">{head[3]}I", data[4 : 4 + 4 * head[3]].ljust(4 * head[3], b"\0"))
-    expected, actual = 4 + 4 * len(dims) + math.prod(dims), len(data)
+    expected, actual = 4 + 4 * len(dims) + math.prod(dims), len(data) if size is None else size
     if actual != expected:
         raise DatasetError(
             f"{path} is truncated or corrupt: its header describes {expected} bytes, the "
@@ -77,9 +78,13 @@ def check_idx(path: Path, data: bytes | None = None) -> tuple[int, ...]:
 
 
 def whole(path: Path) -> bool:
-    """path is an idx file holding all the bytes its header describes."""
+    """path, an extracted idx file, holds all the bytes its header describes (its 16-byte header
+    and its size are read, not its content: a kill mid-extraction cuts a file short)."""
     try:
-        check_idx(path)
+        with open(path, "rb") as f:
+            head = f.read(16)
+        check_idx(path, head[: 4 + 4 * head[3]] if len(head) >= 4 and 1 <= head[3] <= 3 else head,
+                  size=path.stat().st_size)  # fmt: skip
     except (DatasetError, OSError):
         return False
     return True

@@ -58,9 +58,6 @@ class TextCorpus(CorpusDataModule):
     def settings(self) -> dict[str, Any]:
         return {"level": self.level, "val_fraction": self.val_fraction, "encoding": self.encoding}
 
-    def prepare_data(self) -> None:
-        pass  # nothing to download
-
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
             return

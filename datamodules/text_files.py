@@ -96,9 +96,6 @@ class TextFiles(TextClassificationDataModule):
         keys = ("format", "label_column", "text_column", "tokenizer", "encoding")
         return {**super().settings(), **{k: getattr(self, k) for k in keys}}
 
-    def prepare_data(self) -> None:
-        pass  # nothing to download
-
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
             return
