@@ -90,7 +90,7 @@ class Probe(L.Callback):
         from lightning.pytorch.trainer import call
         from lightning.pytorch.utilities.data import extract_batch_size
 
-        from diagnostics.steps import is_logging_step
+        from lightning_modules.logging_steps import is_logging_step
 
         optimizer = trainer.optimizers[0]
         x, y = batch
@@ -108,7 +108,7 @@ class Probe(L.Callback):
             self.time(key, one)
             self.time(f"state_key: {type(cb).__name__}", lambda cb=cb: cb.state_key)
         by_name = {type(cb).__name__: cb for cb in trainer.callbacks}
-        self.time("diagnostics.steps.is_logging_step", lambda: is_logging_step(trainer))
+        self.time("logging_steps.is_logging_step", lambda: is_logging_step(trainer))
         self.time("lightning extract_batch_size(batch)", lambda: extract_batch_size(batch))
         self.time("module.logs_this_step", pl_module.logs_this_step)
         if hasattr(pl_module, "train_acc"):

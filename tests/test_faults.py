@@ -99,7 +99,18 @@ def test_non_finite_weights_are_never_checkpointed() -> None:
 
 
 class _Trainer:
+    """As much of a Trainer as the guard reads: a logging step (log_every_n_steps=1), step 7."""
+
     global_step = 7
+    log_every_n_steps, max_steps = 1, -1
+
+    class fit_loop:
+        @staticmethod
+        def _should_accumulate() -> bool:
+            return False
+
+        class epoch_loop:
+            _batches_that_stepped = 7
 
 
 # --- W&B failures ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchmetrics import Metric
 
 from harness.errors import Diverged
+from lightning_modules.logging_steps import is_logging_step
 
 
 class ConfigInCheckpoint(L.Callback):
@@ -141,8 +142,8 @@ class StopOnNonFiniteLoss(L.Callback):
         new = ~torch.isfinite(loss) & (self.first_bad == self.NONE)
         self.first_bad = torch.where(new, trainer.global_step, self.first_bad)
         self.bad_loss = torch.where(new, loss, self.bad_loss)
-        if getattr(pl_module, "logs_this_step", lambda: True)():
-            self.check(trainer)
+        if is_logging_step(trainer):  # the batch that completes a logging step: one read, no
+            self.check(trainer)  # per-micro-batch sync under gradient accumulation
 
     def check(self, trainer: L.Trainer | None = None) -> None:
         """Raise Diverged if some rank has seen a non-finite loss. Every rank calls this at the
