@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.rundir.atomic import write_text_atomic
 from harness.rundir.secrets import redact
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
@@ -114,9 +115,8 @@ def code_state(run_dir: Path, project_dir: Path = PROJECT_DIR) -> dict[str, Any]
                     f"git diff {commit.strip()[:12]} in the checkout\n").encode()  # fmt: skip
             data = data[:DIFF_MAX_BYTES]
         run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / f".{DIFF_FILE}.{os.getpid()}.tmp"  # every DDP rank writes the same bytes
-        tmp.write_bytes(data + note)
-        os.replace(tmp, run_dir / DIFF_FILE)
+        # every DDP rank writes the same text (a cut may split a character: replaced)
+        write_text_atomic(run_dir / DIFF_FILE, (data + note).decode("utf-8", "replace"))
         state.update(diff=DIFF_FILE, diff_bytes=len(diff.encode()), diff_truncated=bool(note))
     return state
 

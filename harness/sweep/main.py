@@ -94,7 +94,9 @@ def _run(args: argparse.Namespace) -> int:
         from harness.report.sweep_page import write_report
         from harness.rundir.lock import hold
 
-        with hold(args.out, "sweep directory", wait=True):  # runners sharing --out end together
+        with hold(
+            args.out, "sweep report", wait=True, name="report.lock"
+        ):  # one writer; runs go on
             path = write_report(read_local(args.out), args.out / "report")
         print(f"report: {path}")
     return 1 if summary.failures else 0

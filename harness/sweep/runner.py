@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.rundir.atomic import write_text_atomic
 from harness.rundir.lock import InUse, Lock, hold, take
 from harness.rundir.metrics import read_history
 from harness.rundir.secrets import redact
@@ -49,9 +50,7 @@ class Summary:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(value, indent=2) + "\n")
 
 
 def _read_json(path: Path) -> Any:
@@ -107,6 +106,7 @@ class Runner:
         self.histories: dict[str, list[dict]] = {}  # metric rows of ended runs, read once
         self.started = time.time()
         self.repeats = 0  # bayes proposals of runs already in the ledger
+        self.exhausted = False  # bayes: cap reached or space explored; nothing more to propose
 
     def _plan(self) -> list[dict[str, Any]] | None:
         """grid and random: the plan on disk, else one drawn now (written once checked)."""
@@ -270,16 +270,18 @@ class Runner:
                 return False
             self.launch(params, lock)
             return True
-        if self.plan is not None:
+        if self.plan is not None or self.exhausted:  # (polled every POLL_S: no lock, no reads)
             return None
         with hold(self.out, "sweep directory", wait=True):  # one proposal at a time, cap shared
             self.reread()
             if len(self.ledger.entries) >= self.cap:
+                self.exhausted = True
                 return None
             params = propose.propose_bayes(self.spec, self.engine_runs())
             if self.key(params) in self.ledger.entries:  # a run it has seen (discrete values)
                 self.repeats += 1
-                return None if self.repeats >= MAX_REPEATS else False
+                self.exhausted = self.repeats >= MAX_REPEATS
+                return None if self.exhausted else False
             self.check([params])
             lock = self.claim(self.key(params))
             if isinstance(lock, str):
@@ -292,8 +294,7 @@ class Runner:
         queue = self.todo()
         done_before = sum(self.ledger.done(k) for k in self.ledger.entries)
         if self.plan is not None:
-            if not self.plan_checked:
-                self.check(queue)
+            self.check(queue)  # also on a resume: conf/ or the code may have changed since
             total = len(self.plan)
         else:  # bayes: check the first proposal now, each later one before it starts
             total = max(self.cap, done_before)
