@@ -61,14 +61,14 @@ def build_net(cfg: DictConfig, dims: Mapping[str, Any]) -> Any:
 
 def read_checkpoint(path: str) -> tuple[dict[str, Any], str]:
     """(the network's state dict, what the checkpoint's run trained) from a harness checkpoint."""
-    import torch
+    from harness.run.resume import load_checkpoint
 
-    try:
-        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
-        state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()
-                 if k.startswith("net.")}  # fmt: skip
-    except Exception as e:  # a missing, truncated or foreign file fails in many ways
-        raise ConfigError(f"pretrained={path} is not a readable checkpoint ({e})") from None
+    ckpt = load_checkpoint(Path(path), f"pretrained={path}")
+    if not isinstance(ckpt.get("state_dict"), dict):
+        raise ConfigError(f"pretrained={path} is not a readable checkpoint (no state_dict)")
+    state = {
+        k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")
+    }
     config = ckpt.get("config") or {}
     model = config.get("model", {}).get("_target_", "an unknown model")
     task = config.get("task", {}).get("module", {}).get("_target_", "an unknown task")

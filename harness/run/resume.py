@@ -31,13 +31,23 @@ NOT_COMPARED = ("ckpt_path", "logger", "data.root", "data.download", "trainer.en
                 "trainer.enable_model_summary")  # fmt: skip
 
 
+_LOADED: dict[tuple[str, int, int], dict[str, Any]] = {}  # (path, mtime_ns, size) -> contents
+
+
 def load_checkpoint(path: Path, label: str) -> dict[str, Any]:
-    """A checkpoint's contents, memory-mapped (shapes and config are read, tensors mostly not)."""
+    """A checkpoint's contents, memory-mapped (shapes and config are read, tensors mostly not).
+    Read once per version of the file: the checks of one resume (resume point, config, history,
+    fit, TensorBoard's purge step) all ask for it. Callers must not modify what it returns."""
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:  # truncated, not a checkpoint, or holding pickled objects
+        stat = Path(path).stat()
+        key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+        if key not in _LOADED:
+            _LOADED.clear()  # one checkpoint at a time is all a run's checks read
+            _LOADED[key] = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return _LOADED[key]
+    except Exception as e:  # missing, truncated, not a checkpoint, or holding pickled objects
         reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ConfigError(
             f"{label}: {path} is not a readable checkpoint ({type(e).__name__}: {reason[:200]})"
