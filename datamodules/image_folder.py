@@ -153,9 +153,7 @@ class ImageFolderData(ImageDataModule):
         if "mean" in self.restored:  # a checkpoint's: normalise as the network was trained
             self.mean, self.std = tuple(self.restored["mean"]), tuple(self.restored["std"])
         else:
-            x = splits["train"][0].float() / 255  # (N, C, H, W)
-            self.mean = tuple(x.mean(dim=(0, 2, 3)).tolist())  # per channel
-            self.std = tuple(x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+            self.mean, self.std = channel_stats(splits["train"][0])
         self.crop_padding = max(1, round(size / 8))  # CIFAR-10: 4 pixels of 32
         return splits
 
@@ -241,3 +239,19 @@ class ImageFolderData(ImageDataModule):
                 f"folders of {self.root / 'train'} ({', '.join(self.class_names)}) differ"
             )
         self.restored = dict(state)
+
+
+def channel_stats(images: torch.Tensor, chunk: int = 1024) -> tuple[tuple[float, ...], ...]:
+    """(mean, std) per channel of uint8 images (N, C, H, W), in [0, 1] units, summed a chunk of
+    images at a time in float64: never a float copy of the whole set (4x its uint8 size, which
+    the memory check before decoding does not count)."""
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(images), chunk):
+        x = images[start : start + chunk].to(torch.float64) / 255
+        total += x.sum(dim=(0, 2, 3))
+        squares += (x * x).sum(dim=(0, 2, 3))
+    n = images.numel() // images.shape[1]
+    mean = total / n
+    std = ((squares - n * mean * mean) / max(n - 1, 1)).clamp_min(0).sqrt().clamp_min(1e-3)
+    return tuple(mean.tolist()), tuple(std.tolist())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from diagnostics.pictures import Predictions, saliency_maps
 from harness.report.run_page import main as report_main
 from harness.run import recipe
 from harness.tracking.wandb import labelled, run_labels
+from harness.tracking.wandb_records import records
 from tests.conftest import compose
 
 DIGITS = [str(d) for d in range(10)]
@@ -219,10 +219,8 @@ def test_a_run_draws_every_picture_to_png_wandb_and_report(
     (wandb_run,) = (tmp_path / "wandb").glob("offline-run-*")
     media = {p.name.split("_")[0] for p in (wandb_run / "files/media/images/pictures").iterdir()}
     assert media == set(kinds)
-    # W&B's service may still be writing the run file when train() returns (seen under load)
-    path, deadline = next(wandb_run.glob("*.wandb")), time.monotonic() + 60
-    while b"data:digits" not in path.read_bytes() and time.monotonic() < deadline:
-        time.sleep(0.5)
+    path = next(wandb_run.glob("*.wandb"))
+    records(path)  # waits for W&B's service to finish writing the run file (its exit record)
     record = path.read_bytes()
     for label in ("classify/digits/cnn/adamw/warmup_cosine", "data:digits", "optim:adamw"):
         assert label.encode() in record, label

@@ -87,7 +87,7 @@ def classify(cfg: Any, ckpt: dict[str, Any], source: Path, input_kind: str | Non
         inputs, rebuilt, x = images(cfg, ckpt, source)
         batches = [x[i : i + 256] for i in range(0, len(x), 256)]
     else:
-        inputs = read_texts(source, cfg.data.get("text_column") or "text")
+        inputs = read_texts(source, cfg.data.get("text_column") or "text", data_encoding(cfg))
         rebuilt = rebuild(cfg, ckpt, stage=None)  # the vocabulary and classes are the state's
         batches = text_batches(rebuilt.datamodule, inputs, int(cfg.data.get("batch_size") or 64))
     names = rebuilt.dims["class_names"]
@@ -104,14 +104,14 @@ def classify(cfg: Any, ckpt: dict[str, Any], source: Path, input_kind: str | Non
             for inp, row in zip(inputs, p, strict=True)]  # fmt: skip
 
 
-def read_texts(source: Path, column: str) -> list[str]:
-    """The texts of a file: a CSV/TSV column or a JSONL key named `column`, else every non-blank
-    line (no label needed)."""
-    from datamodules.files import read_text
+def read_texts(source: Path, column: str, encoding: str = "utf-8") -> list[str]:
+    """The texts of a file (read as the training files were, in data.encoding): a CSV/TSV column
+    or a JSONL key named `column`, else every non-blank line (no label needed)."""
+    from datamodules.files import lines, read_text
 
     if source.is_dir():
         raise ConfigError(f"predict={source} is a folder; a text classifier reads a file")
-    text = read_text(source, "utf-8")
+    text = read_text(source, encoding)
     suffix = source.suffix.lower()
     if suffix in (".csv", ".tsv"):
         reader = csv.DictReader(
@@ -122,7 +122,7 @@ def read_texts(source: Path, column: str) -> list[str]:
         texts = [row[column] or "" for row in reader]
     elif suffix in (".jsonl", ".ndjson"):
         texts = []
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(lines(text), 1):
             if line.strip():
                 try:
                     texts.append(str(json.loads(line)[column]))
@@ -131,7 +131,7 @@ def read_texts(source: Path, column: str) -> list[str]:
                         f"{source}:{n}: not a JSON object with the key {column!r}"
                     ) from None
     else:
-        texts = [line for line in text.splitlines() if line.strip()]
+        texts = [line for line in lines(text) if line.strip()]
     if not texts:
         raise ConfigError(f"predict={source}: the file holds no inputs")
     return texts
@@ -182,14 +182,14 @@ def continue_lines(cfg: Any, ckpt: dict[str, Any], source: Path, own: dict[str, 
     """Each non-blank line of the file continued by `tokens` tokens, as sample.py samples."""
     import torch
 
-    from datamodules.files import read_text
+    from datamodules.files import lines, read_text
     from datamodules.vocab import characters, whitespace
     from lightning_modules.language_model import generate
 
     steps, temperature = own["tokens"], own["temperature"]
     if not isinstance(steps, int) or steps < 1 or not temperature > 0:
         raise ConfigError("tokens must be a positive integer and temperature a positive number")
-    prompts = [line for line in read_text(source, "utf-8").splitlines() if line.strip()]
+    prompts = [line for line in lines(read_text(source, data_encoding(cfg))) if line.strip()]
     if not prompts:
         raise ConfigError(f"predict={source}: the file holds no prompts")
     rebuilt = rebuild(cfg, ckpt, stage=None)
@@ -207,3 +207,10 @@ def continue_lines(cfg: Any, ckpt: dict[str, Any], source: Path, own: dict[str, 
         out = generate(net, start, steps, dm.block_size, temperature, g)[0, start.shape[1] :]
         rows.append({"input": prompt, "prediction": sep.join(vocab.decode(out.tolist()))})
     return rows
+
+
+def data_encoding(cfg: Any) -> str:
+    """The encoding the run's text files were read in (data.encoding; UTF-8 where it has none)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.select(cfg, "data.encoding", default=None) or "utf-8"
