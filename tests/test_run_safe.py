@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import FAST, ROOT, compose
 
 # digits with a small MLP: a run of a few steps takes seconds on a CPU.
 QUICK = ["data=digits", "model=mlp", "callbacks=sweep", "logger.wandb=null",
@@ -213,7 +213,6 @@ def test_killed_during_test_then_resumed_gives_the_uninterrupted_results(tmp_pat
     import torch
 
     from harness.run.recipe import train
-    from tests.conftest import compose
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same thread count as the child (OMP_NUM_THREADS=1)
@@ -299,3 +298,26 @@ def test_chaos_train_py_killed_at_random_steps_ends_as_the_uninterrupted_run(
     run_id = (run_dir / "checkpoints" / "wandb_id.txt").read_text().strip()
     assert wandb_ids(run_dir) == {run_id}
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == len(killed_at) + 1
+
+
+def test_a_full_disk_is_one_line_naming_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A full disk mid-run (torch.save's RuntimeError over the OSError, as seen on a tmpfs):
+    exit 1 with one line, not a traceback."""
+    import errno
+
+    from harness.run import app, recipe
+
+    def full(*args, **kwargs):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "last.ckpt"))
+        except OSError as e:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos") from e
+
+    monkeypatch.setattr(recipe, "train", full)
+    cfg = compose(["data=digits", *FAST])
+    assert app.run_checked(cfg, tmp_path, None) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no space left on the device"), err
+    assert "last.ckpt" in err[0]

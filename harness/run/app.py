@@ -209,6 +209,14 @@ def run_checked(
     except (ConfigError, DatasetError) as e:  # found only once the data is read
         _remove_if_only_hydra_files(run_dir)
         return bad_input(e)
+    except Exception as e:
+        full = disk_full(e)
+        if full is None:
+            raise
+        print(f"error: no space left on the device ({full}); free some, then run the same "
+              f"command again: it resumes from {run_dir / CHECKPOINT_DIR / LAST} if one was "
+              "saved, as any kill", file=sys.stderr)  # fmt: skip
+        return EXIT_STATUS["failed"]
     if out is not None:
         out.update(results)
     say_closing(results, run_dir)
@@ -222,6 +230,21 @@ def run_checked(
         print(f"error: {results['error']}; the run is marked diverged in {run_dir / RESULTS_FILE}",
               file=sys.stderr)  # fmt: skip
     return EXIT_STATUS[status]
+
+
+def disk_full(error: BaseException) -> str | None:
+    """What a full disk stopped writing (the file name, if known), when that is what `error`
+    comes from: an OSError ENOSPC, or the RuntimeError torch.save raises over one."""
+    import errno
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return str(seen.filename or "a file of the run")
+        if "No space left on device" in str(seen):
+            return "a file of the run"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def bad_input(error: Exception) -> int:
