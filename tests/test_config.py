@@ -3,6 +3,7 @@ help and config printing stay fast (no torch import)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -158,3 +159,16 @@ def test_bad_override_is_one_clear_line_and_leaves_no_run_dir(
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) <= 3, out.stderr
     assert not run_dir.exists()
+
+
+def test_hydra_job_env_set_is_seen_by_the_config_it_resolves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """hydra.job.env_set is in the environment when ${oc.env:...} resolve (as under Hydra's own
+    job runner), and gone after the check."""
+    from harness.config.command import check_overrides
+
+    monkeypatch.delenv("DATA_DIR", raising=False)
+    cfg = check_overrides(["data=cifar10", "+hydra.job.env_set.DATA_DIR=/scratch/data"])
+    assert cfg.data.root == "/scratch/data"
+    assert "DATA_DIR" not in os.environ

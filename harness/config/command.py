@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -58,11 +59,30 @@ def task_config(composed: Any) -> Any:
 
     HydraConfig.instance().set_config(composed)
     cfg = copy.deepcopy(composed)
-    with _as_config_error():
+    with _as_config_error(), _job_environment(composed):
         with open_dict(cfg):
             del cfg["hydra"]
         OmegaConf.resolve(cfg)
     return cfg
+
+
+@contextlib.contextmanager
+def _job_environment(composed: Any) -> Iterator[None]:
+    """hydra.job.env_set in the environment meanwhile, as Hydra sets it before a job's config is
+    read (${oc.env:DATA_DIR} sees it); put back after, so a sweep's checks leave no trace."""
+    from omegaconf import OmegaConf
+
+    env_set = OmegaConf.select(composed, "hydra.job.env_set", default=None) or {}
+    saved = {str(k): os.environ.get(str(k)) for k in env_set}
+    os.environ.update({str(k): str(v) for k, v in env_set.items()})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @contextlib.contextmanager
