@@ -321,3 +321,21 @@ def test_a_full_disk_is_one_line_naming_what_to_do(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: no space left on the device"), err
     assert "last.ckpt" in err[0]
+
+
+@pytest.mark.slow
+def test_files_of_an_attempt_whose_config_is_not_recorded_are_not_restarted_into(
+    tmp_path: Path,
+) -> None:
+    """An earlier attempt's W&B id and rows but no recorded config (.hydra/, e.g. a train() call
+    from a notebook): nothing says it was the same run, so the command starts a run of its own
+    (a new W&B id, no rows of the other's kept)."""
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "wandb_id.txt").write_text("othrrun1")
+    (run_dir / "metrics.csv").write_text("step,train/loss\n0,9.5\n")
+    quick = [a for a in QUICK if a != "logger.wandb=null"]
+    status, err = run(*quick, "logger.wandb.mode=offline", f"hydra.run.dir={run_dir}")
+    assert status == 0, err[-2000:]
+    assert "othrrun1" not in wandb_ids(run_dir)
+    assert "9.5" not in (run_dir / "metrics.csv").read_text()

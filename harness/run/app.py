@@ -50,7 +50,7 @@ def run_command(overrides: list[str]) -> int:
     try:
         checked = check_command(overrides)
         run_dir = Path(os.path.abspath(str(checked.composed.hydra.run.dir)))  # ${now:...} once
-        lock, resume_from = locked_run_dir(run_dir, checked.cfg)
+        lock, resume_from, restart = locked_run_dir(run_dir, checked.cfg)
     except ConfigError as e:
         return bad_input(e)
     try:
@@ -59,7 +59,7 @@ def run_command(overrides: list[str]) -> int:
             return BAD_INPUT
         start_job(checked.composed, run_dir)
         write_hydra_files(run_dir, checked.composed)
-        return run_checked(checked.cfg, run_dir, resume_from, data=data)
+        return run_checked(checked.cfg, run_dir, resume_from, data=data, restart=restart)
     finally:
         lock.release()
 
@@ -78,20 +78,23 @@ def prepared_data(cfg: Any, run_dir: Path) -> Any:
         return None
 
 
-def locked_run_dir(run_dir: Path, cfg: Any) -> tuple[Any, Path | None]:
-    """(the run directory's lock, held until the run ends; where the run starts). One process at
-    a time in a run directory: a second one is refused, naming the first's PID, before it has
-    written anything (an OS lock: the kernel releases it when the holder dies, even by kill -9)."""
-    from harness.run.resume import check_run_dir
+def locked_run_dir(run_dir: Path, cfg: Any) -> tuple[Any, Path | None, bool]:
+    """(the run directory's lock, held until the run ends; where the run starts; whether that
+    fresh start restarts an attempt killed before its first checkpoint, decided before this
+    command's .hydra/ is written). One process at a time in a run directory: a second one is
+    refused, naming the first's PID, before it has written anything (an OS lock: the kernel
+    releases it when the holder dies, even by kill -9)."""
+    from harness.run.resume import check_run_dir, restarts
     from harness.rundir.lock import take
 
     if not first_process():  # a DDP rank or node Lightning started: rank zero holds the lock
-        return _NoLock(), check_run_dir(run_dir, cfg)
+        return _NoLock(), check_run_dir(run_dir, cfg), False  # and logs: nothing to replay here
     refuse_if_held(run_dir)
     check_run_dir(run_dir, cfg)  # checked before the lock file is made: a refusal writes nothing
     lock = take(run_dir, "run directory", hint=IN_USE_HINT)
     try:
-        return lock, check_run_dir(run_dir, cfg)  # again, now that nothing else can change it
+        resume_from = check_run_dir(run_dir, cfg)  # again, now that nothing else can change it
+        return lock, resume_from, resume_from is None and restarts(run_dir)
     except ConfigError:
         lock.release()
         _remove_if_only_hydra_files(run_dir)
@@ -156,7 +159,7 @@ def hydra_job(cfg: Any) -> float | None:
         _with_hydra_node(composed, HydraConfig.instance().cfg)
         resolved = task_config(composed)
         check_config(resolved)
-        lock, resume_from = locked_run_dir(run_dir, resolved)
+        lock, resume_from, restart = locked_run_dir(run_dir, resolved)
     except ConfigError as e:
         _remove_if_only_hydra_files(run_dir)
         status = bad_input(e)
@@ -169,7 +172,7 @@ def hydra_job(cfg: Any) -> float | None:
         if data is None:
             return _job_ended(multirun, BAD_INPUT, None, resolved, bad)
         write_hydra_files(run_dir, composed)
-        status = run_checked(resolved, run_dir, resume_from, results, data)
+        status = run_checked(resolved, run_dir, resume_from, results, data, restart)
     finally:
         lock.release()
     return _job_ended(multirun, status, results, resolved, bad)
@@ -191,7 +194,12 @@ def _job_ended(
 
 
 def run_checked(
-    cfg: Any, run_dir: Path, resume_from: Path | None, out: dict | None = None, data: Any = None
+    cfg: Any,
+    run_dir: Path,
+    resume_from: Path | None,
+    out: dict | None = None,
+    data: Any = None,
+    restart: bool | None = None,
 ) -> int:
     """Train a checked config (`data`: already set up, or None); the closing block and the exit
     status (`out` gets the results)."""
@@ -205,7 +213,9 @@ def run_checked(
     lightning_logs_to_root()
     held = requeue.install()  # a submitit job: its requeue signal saves last.ckpt first
     try:
-        results = train(cfg, run_dir, checked=True, resume_from=resume_from, data=data)
+        results = train(
+            cfg, run_dir, checked=True, resume_from=resume_from, restart=restart, data=data
+        )
     except (ConfigError, DatasetError) as e:  # found only once the data is read
         _remove_if_only_hydra_files(run_dir)
         return bad_input(e)

@@ -65,6 +65,7 @@ def train(
     *,
     checked: bool = False,
     resume_from: Path | None = None,
+    restart: bool | None = None,
     data: Data | None = None,
 ) -> dict[str, Any]:
     """Run one training job in run_dir; return what results.json holds. Its "status" is
@@ -73,14 +74,17 @@ def train(
     propagates. A bad config or missing data raises before anything is written.
 
     checked=True: the caller has run the checks (harness.run.app does, once per command) and
-    found the run starts from `resume_from` (None: afresh), and may pass the data it prepared
-    (`prepare`)."""
+    found the run starts from `resume_from` (None: afresh) and whether that fresh start is the
+    `restart` of an attempt killed before its first checkpoint (decided before the caller
+    recorded this command's config), and may pass the data it prepared (`prepare`)."""
     started = time.time()
     run_dir = Path(run_dir)
     if not checked:
         check_config(cfg)
         resume_from = resume_point(cfg.ckpt_path, run_dir, plain_config(cfg))
-    run = build(cfg, run_dir, resume_from, data or prepare(cfg))
+    if restart is None:
+        restart = resume_from is None and restarts(run_dir)
+    run = build(cfg, run_dir, resume_from, bool(restart), data or prepare(cfg))
     results: dict[str, Any] = {
         "status": "failed",
         "monitor": cfg.task.monitor,
@@ -121,7 +125,9 @@ def prepare(cfg: DictConfig) -> Data:
     return Data(datamodule, dims)
 
 
-def build(cfg: DictConfig, run_dir: Path, resume_from: Path | None, data: Data) -> Run:
+def build(
+    cfg: DictConfig, run_dir: Path, resume_from: Path | None, restart: bool, data: Data
+) -> Run:
     config = plain_config(cfg)
     datamodule, dims = data.datamodule, data.dims
     with constructor_errors("model"):
@@ -137,7 +143,6 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: Path | None, data: Data) 
     # The rows earlier attempts of this run logged. Those of the steps between the checkpoint and
     # the kill are replayed now; neither logger records them again.
     # A restart from step 0 (killed before its first checkpoint) replays every row it logged.
-    restart = resume_from is None and restarts(run_dir)
     earlier = logged_rows(run_dir / METRICS_FILE) if resume_from or restart else None
     if resume_from is not None:
         check_history(resume_from, run_dir, config, earlier)
