@@ -137,6 +137,8 @@ def test_bad_input_is_one_line_and_writes_nothing(runs, tmp_path) -> None:
         ([f"ckpt_path={best}", "data=mnist"], "the checkpoint fixes data"),
         ([f"ckpt_path={best}", "data.batch_size=big"], "data.batch_size must be a number"),
         ([f"ckpt_path={best}", f"run_dir={run_dir}"], "already holds files"),
+        ([f"ckpt_path={best}", "trainer.accelerator=gpu"], "trainer: "),
+        ([f"ckpt_path={best}", "seed=-1"], "seed must be"),
         ([], "ckpt_path=PATH is required"),
     ]
     for args, expected in cases:

@@ -182,6 +182,11 @@ def dry_build(cfg: DictConfig) -> None:
         if node is not None:
             with constructor_errors(f"callbacks.{name}"):
                 build_callback(node)
+    dry_build_trainer(cfg)
+
+
+def dry_build_trainer(cfg: DictConfig) -> None:
+    """A Trainer of cfg.trainer, built and dropped: its own checks (devices, precision...) now."""
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 

@@ -159,6 +159,10 @@ def run_config(ckpt: dict[str, Any], overrides: list[str]) -> Any:
     cfg.pretrained = (
         None  # the weights come from the checkpoint, not from the encoder it started from
     )
+    from harness.config.checks import check_values, dry_build_trainer
+
+    check_values(cfg)  # ranges, as for training: nothing is written before they pass
+    dry_build_trainer(cfg)  # trainer.accelerator=gpu on a CPU machine: one line, now
     return cfg
 
 
