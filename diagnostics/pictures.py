@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from diagnostics import attribution, publish
 from harness.numbers import is_int
 from harness.protocol import DataTraits, data_dims, normalisation, traits, vocabulary
 from lightning_modules.classifier import Classifier
@@ -29,24 +30,12 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-# Drawing (matplotlib), attributions and publishing load when a picture is first drawn, not when
-# the run starts: the training steps before that never need them.
+# Drawing (matplotlib) loads when a picture is first drawn, not when the run starts: the
+# training steps before that never need it.
 def _figures() -> Any:
     from diagnostics import figures
 
     return figures
-
-
-def _attribution() -> Any:
-    from diagnostics import attribution
-
-    return attribution
-
-
-def _publish() -> Any:
-    from diagnostics import publish
-
-    return publish
 
 
 log = logging.getLogger(__name__)
@@ -169,7 +158,7 @@ class PictureCallback(L.Callback):
         finally:
             pl_module.train(was_training)
         for kind, fig in drawn.items():
-            _publish().publish_figure(trainer, f"epoch_{self._epoch:03d}", kind, fig)
+            publish.publish_figure(trainer, f"epoch_{self._epoch:03d}", kind, fig)
 
 
 class Predictions(PictureCallback):
@@ -240,7 +229,7 @@ class Predictions(PictureCallback):
         if self.worst is not None:
             drawn["mistakes"] = self._mistakes_grid(trainer, self.worst[1:], names, "test")
         for kind, fig in drawn.items():
-            _publish().publish_figure(trainer, "test", kind, fig)
+            publish.publish_figure(trainer, "test", kind, fig)
 
     def _mistakes_grid(
         self, trainer: L.Trainer, kept: tuple[torch.Tensor, ...], names: list[str], split: str
@@ -286,8 +275,8 @@ def saliency_maps(
     """Two views of what in images x (N, C, H, W) drives logit[target]; each map (N, H, W).
     input gradient: |d logit / d pixel|, largest over channels (Simonyan et al., 2014).
     integrated gradients: signed, summed over channels (Sundararajan et al., 2017)."""
-    grads = _attribution().input_gradients(model, x, target)
-    ig = _attribution().integrated_gradients(model, x, target, steps=ig_steps)
+    grads = attribution.input_gradients(model, x, target)
+    ig = attribution.integrated_gradients(model, x, target, steps=ig_steps)
     return {"input gradient": grads.abs().amax(1), "integrated gradients": ig.sum(1)}
 
 
@@ -341,7 +330,7 @@ class Saliency(PictureCallback):
         tokens, lengths = x  # (N, T), (N,)
         vocab = trainer.datamodule.vocab
         embedding = token_embedding(pl_module.net, len(vocab))
-        scores = _attribution().token_attributions(pl_module, x, pred, embedding).cpu()  # (N, T)
+        scores = attribution.token_attributions(pl_module, x, pred, embedding).cpu()  # (N, T)
         n = lengths.tolist()
         words = [vocab.decode(row[:k]) for row, k in zip(tokens.tolist(), n, strict=True)]
         values = [row[:k] for row, k in zip(scores.tolist(), n, strict=True)]
@@ -350,7 +339,7 @@ class Saliency(PictureCallback):
             [names[t], names[p], _figures().token_html(w, v)]
             for t, p, w, v in zip(true, predicted, words, values, strict=True)
         ]
-        _publish().publish_table(
+        publish.publish_table(
             trainer, "saliency_text", ["true", "predicted", "tokens"], rows, html=["tokens"]
         )
         return {"saliency": _figures().token_attributions(words, values, true, predicted, names)}

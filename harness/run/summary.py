@@ -17,6 +17,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from harness.numbers import is_number
 from harness.rundir.layout import HYDRA_DIR, RESULTS_FILE
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ MAX_ROWS = 20  # one screen; the best ones are kept when there are more
 def score(results: dict[str, Any]) -> float | None:
     """The run's score, best/<monitor>, or None when it has none (no validation ran)."""
     value = results.get(f"best/{results.get('monitor')}")
-    return float(value) if isinstance(value, (int, float)) else None
+    return float(value) if is_number(value) else None
 
 
 def objective(results: dict[str, Any], mode: str) -> float:
@@ -40,7 +41,7 @@ def worst(mode: str) -> float:
 
 
 def _num(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, (int, float)) else "-"
+    return f"{value:.4g}" if is_number(value) else "-"
 
 
 def closing_lines(results: dict[str, Any], run_dir: Path) -> list[str]:
