@@ -200,3 +200,36 @@ def test_step_checkpoints_wait_for_a_resume_point(tmp_path: Path, monkeypatch) -
     by_steps, final = saves[:-1], saves[-1]
     assert final == 45
     assert by_steps == [21, 41]  # due at 20 and 40 (epoch ends), taken one batch later
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_resumes_the_data_order_when_the_run_has_max_epochs(
+    tmp_path: Path,
+) -> None:
+    """A run limited by trainer.max_epochs as well as max_steps: the schedule's length comes from
+    trainer.estimated_stepping_batches, which makes Lightning set up the training loader before
+    it restores the checkpoint, and Lightning then never hands the loader its saved position. The
+    resumed epoch must still continue at the saved batch, not start the epoch over."""
+    args = [a for a in ARGS if not a.startswith(("trainer.max_epochs", "trainer.max_steps"))]
+    args = [*args, "model=cnn", "trainer.max_epochs=10", "trainer.max_steps=40", NO_WANDB]
+    reference_dir = tmp_path / "reference"
+    ref_results = train(compose(args), reference_dir)
+    run_dir = tmp_path / "run"
+    # 20 batches an epoch; last.ckpt every 5 steps: at 5, 10, 15, then 21 (not at the epoch's
+    # end, step 20) and 26 (epoch 1, 6 batches done); killed at step 28.
+    command = [*args, kill_arg("SIGKILL", 28, run_dir)]
+    child = cli(*command, f"hydra.run.dir={run_dir}")
+    child.communicate(timeout=300)
+    assert child.returncode == -signal.SIGKILL
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 26
+    assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
+        {"epoch": 1, "next_batch": 6}
+    ]
+
+    results = train(compose(command), run_dir)
+    assert results["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert computed(run_dir / "metrics.csv") == computed(reference_dir / "metrics.csv")
+    assert results["steps"] == ref_results["steps"] == 40
+    for key in ("test/acc", "test/loss", "val/acc", "val/loss", "best", "best_checkpoint"):
+        assert results[key] == ref_results[key], key

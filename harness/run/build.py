@@ -156,6 +156,7 @@ def build_trainer(
             cb.StopOnNonFiniteLoss(),
             cb.RandomState(),
             cb.MetricStates(),
+            cb.LoaderPosition(),
             kept.fit_metrics,
             kept.best,
             cb.ConfigInCheckpoint(config),

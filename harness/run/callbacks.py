@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.utils._pytree import tree_leaves
 from torchmetrics import Metric
 
 from harness.errors import Diverged
@@ -65,6 +66,36 @@ class RandomState(L.Callback):
         np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
         version, internal, gauss = state["python"]
         random.setstate((version, tuple(internal), gauss))
+
+
+class LoaderPosition(L.Callback):
+    """Hands a resumed run's training loader the position Lightning saved (epoch, next batch).
+    Lightning applies it only when it builds the loader after restoring; a learning-rate schedule
+    sized by `trainer.estimated_stepping_batches` under trainer.max_epochs makes it build the
+    loader first, and the saved position was then dropped: the resumed epoch started over.
+    Loading the same position twice is harmless (nothing is iterated in between)."""
+
+    def __init__(self) -> None:
+        self.states: list[dict[str, Any]] = []
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
+        loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
+        self.states = list(loop.get("combined_loader", []))
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.states:
+            return
+        # The stateful loaders in Lightning's order (CombinedLoader.flattened), as it saved them.
+        loaders = tree_leaves(trainer.train_dataloader)
+        stateful = [
+            x for x in loaders if hasattr(x, "state_dict") and hasattr(x, "load_state_dict")
+        ]
+        if len(stateful) == len(self.states):
+            for loader, state in zip(stateful, self.states, strict=True):
+                loader.load_state_dict(state)
+        self.states = []
 
 
 class MetricStates(L.Callback):
