@@ -22,12 +22,28 @@ from harness.sweep.ledger import Ledger
 from harness.sweep.runner import Runner
 from harness.sweep.spec import apply_extra, command, load_spec, run_key
 from harness.sweep.validate import check_runs
+from harness.sweep.workers import Workers
 from tests.conftest import ROOT, compose
 
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
 FILES = ROOT / "tests" / "sweep_files"
 # Overrides a sweep file needs after it: the suite runs the user's own class (optim=custom).
 AFTER = {"suite_cpu": {"optim._target_": "tests.optimizers.SignMomentum"}}
+
+
+MODES = ("fork", "process")  # sweep.py run --workers: the runner's tests run in both
+
+
+@pytest.fixture(params=MODES)
+def start(request):
+    """The Runner's `start`: process.start (None), or a fork server's (one that imports nothing
+    heavy: the stand-in needs nothing)."""
+    if request.param == "process":
+        yield None
+        return
+    workers = Workers(threads=1, preload=())
+    yield workers.start
+    workers.close()
 
 
 def _runs_of(spec):
@@ -134,15 +150,15 @@ def test_a_bad_parameter_is_one_error_before_anything_runs(tmp_path: Path) -> No
         load_spec(bad)
 
 
-def _sweep_cmd(spec: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(ROOT / "sweep.py"), "run", str(spec), "--out", str(out), "--jobs", "2", "--no-report", *extra]  # fmt: skip
+def _sweep_cmd(spec: Path, out: Path, *extra: str, workers: str = "fork") -> list[str]:
+    return [sys.executable, str(ROOT / "sweep.py"), "run", str(spec), "--out", str(out), "--jobs", "2", "--no-report", "--workers", workers, *extra]  # fmt: skip
 
 
 @pytest.mark.slow
-def test_runner_classifies_runs_and_resumes_only_what_did_not_end(tmp_path: Path) -> None:
+def test_runner_classifies_runs_and_resumes_only_what_did_not_end(tmp_path: Path, start) -> None:
     out = tmp_path / "sweep"
     spec = load_spec(FILES / "standin_grid.yaml")
-    summary = Runner(spec, out, jobs=2, cwd=ROOT, progress=False).run()
+    summary = Runner(spec, out, jobs=2, cwd=ROOT, progress=False, start=start).run()
     # lr 0.01 finishes, lr 10 diverges (data, not an error), lr 5 crashes; 2 optimizers x 2 seeds
     assert dict(summary.states) == {"finished": 4, "diverged": 4, "failed": 4}
     assert all("boom" in f for f in summary.failures)
@@ -151,7 +167,7 @@ def test_runner_classifies_runs_and_resumes_only_what_did_not_end(tmp_path: Path
     key = run_key({"optim": "sgd", "optim.lr": 0.01, "seed": 1}, [])
     assert json.loads((out / "runs" / key / "results.json").read_text())["status"] == "finished"
 
-    again = Runner(spec, out, jobs=2, cwd=ROOT, progress=False).run()
+    again = Runner(spec, out, jobs=2, cwd=ROOT, progress=False, start=start).run()
     assert dict(again.states) == {"failed": 4}  # finished and diverged runs were kept
     with pytest.raises(ConfigError, match="holds another sweep"):
         Runner(spec, out, extra=["trainer.max_epochs=3"])
@@ -196,11 +212,18 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie has exited
 
 
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started (a fork server, or the runs themselves)."""
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
+
+
 @pytest.mark.slow
-def test_killed_runner_takes_its_runs_down_and_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", MODES)
+def test_killed_runner_takes_its_runs_down_and_resumes(tmp_path: Path, workers: str) -> None:
     out = tmp_path / "sweep"
     env = {**os.environ, "STANDIN_SLEEP": "0.2"}
-    args = _sweep_cmd(FILES / "standin_grid.yaml", out, "trainer.max_steps=15")
+    args = _sweep_cmd(FILES / "standin_grid.yaml", out, "trainer.max_steps=15", workers=workers)
     runner = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     ledger_path = out / "ledger.jsonl"
     deadline = time.time() + 120
@@ -213,8 +236,16 @@ def test_killed_runner_takes_its_runs_down_and_resumes(tmp_path: Path) -> None:
         time.sleep(0.1)
     else:
         pytest.fail(runner.communicate()[0].decode())
+    children = _children(runner.pid)  # fork: the fork server (the runs are its children)
+    assert len(children) == (1 if workers == "fork" else 2), children
     runner.kill()  # SIGKILL: the runner cannot clean up
     runner.wait()
+    for pid in children:  # the fork server dies with it (PR_SET_PDEATHSIG), as runs do
+        for _ in range(100):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        assert not _alive(pid)
     running = [e for e in Ledger(ledger_path).entries.values() if e["state"] == "running"]
     for e in running:  # its children got SIGTERM when it died (PR_SET_PDEATHSIG)
         for _ in range(100):
@@ -235,11 +266,11 @@ def test_killed_runner_takes_its_runs_down_and_resumes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_hyperband_stops_a_run_that_trails_at_a_band(tmp_path: Path, monkeypatch) -> None:
+def test_hyperband_stops_a_run_that_trails_at_a_band(tmp_path: Path, monkeypatch, start) -> None:
     monkeypatch.setenv("STANDIN_SLEEP", "0.15")
     monkeypatch.setattr("harness.sweep.runner.EARLY_STOP_EVERY_S", 0.1)
     spec = load_spec(FILES / "standin_hyperband.yaml")
-    summary = Runner(spec, tmp_path / "hb", jobs=1, cwd=ROOT, progress=False).run()
+    summary = Runner(spec, tmp_path / "hb", jobs=1, cwd=ROOT, progress=False, start=start).run()
     # lr 0.01 and 0.02 run their 10 checks; lr 1.0 trails them at the band of 2 checks
     assert dict(summary.states) == {"finished": 2, "stopped": 1}
     stopped = [
@@ -253,12 +284,16 @@ def test_hyperband_stops_a_run_that_trails_at_a_band(tmp_path: Path, monkeypatch
 
 
 @pytest.mark.slow
-def test_runner_stops_its_runs_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", MODES)
+def test_runner_stops_its_runs_on_sigterm(tmp_path: Path, workers: str) -> None:
     out = tmp_path / "sweep"
     env = {**os.environ, "STANDIN_SLEEP": "1"}
-    runner = subprocess.Popen(_sweep_cmd(FILES / "standin_grid.yaml", out, "trainer.max_steps=20"), cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    runner = subprocess.Popen(_sweep_cmd(FILES / "standin_grid.yaml", out, "trainer.max_steps=20", workers=workers), cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.time() + 120
-    while time.time() < deadline and not (out / "ledger.jsonl").exists():
+    while time.time() < deadline:  # until two runs are under way (their PIDs recorded)
+        entries = Ledger(out / "ledger.jsonl").entries if (out / "ledger.jsonl").exists() else {}
+        if sum("pid" in e for e in entries.values()) == 2:
+            break
         time.sleep(0.1)
     time.sleep(0.5)
     runner.send_signal(signal.SIGTERM)

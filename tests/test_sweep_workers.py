@@ -1,0 +1,219 @@
+"""Warm workers (`sweep.py run --workers fork`): a run forked from the fork server starts, ends and
+is stopped as the same run started as its own process (`--workers process`) does. The runner's
+own tests run in both modes (tests/test_sweep.py); here, one run at a time, by the probe program
+(tests/sweep_probe.py), and one real train.py run whose W&B offline file is compared."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.rundir.lock import InUse, take
+from harness.sweep import process
+from harness.sweep.fork_server import unsafe_to_fork
+from harness.sweep.workers import Workers
+from tests.conftest import ROOT
+from tests.wandb_files import config, history_rows, records, summary
+
+PROBE = ROOT / "tests" / "sweep_probe.py"
+MODES = ("fork", "process")
+
+
+@pytest.fixture
+def workers():
+    """A fork server that imports nothing heavy (the probe does not need it): fast to start."""
+    w = Workers(threads=1, preload=())
+    yield w
+    w.close()
+
+
+def _start(mode: str, workers: Workers):
+    return workers.start if mode == "fork" else process.start
+
+
+def _launch(start, run_dir: Path, *args: str, keep: int | None = None) -> process.Job:
+    argv = ["/usr/bin/env", sys.executable, str(PROBE), *args, f"hydra.run.dir={run_dir}"]
+    return start(run_dir.name, {}, argv, run_dir, ROOT, 1, keep=keep)
+
+
+def _probe(run_dir: Path) -> dict:
+    return json.loads((run_dir / "probe.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_forked_run_starts_as_a_fresh_process_would(tmp_path: Path, workers, monkeypatch) -> None:
+    monkeypatch.setenv("PROBE_ENV", "seen")  # the runner's environment reaches the run
+    seen = {}
+    for mode in MODES:
+        job = _launch(_start(mode, workers), tmp_path / mode)
+        assert job.proc.wait(timeout=60) == 0
+        seen[mode] = _probe(tmp_path / mode)
+        assert (tmp_path / mode / process.LOG_FILE).read_text() == "probe ran\n"
+    fork, proc = seen["fork"], seen["process"]
+    same = ("name", "argv", "path0", "cwd", "omp", "wandb_mode", "probe_env", "stdin_null",
+            "sigint_default", "sigterm_default", "threads", "os_threads", "pgid")  # fmt: skip
+    assert {k: fork[k] for k in same} == {k: proc[k] for k in same}
+    assert fork["name"] == "__main__" and fork["os_threads"] == 1 and fork["probe_env"] == "seen"
+    assert len(fork["fds"]) == len(proc["fds"])  # no descriptor of the server leaks into a run
+    assert fork["pid"] != workers.server.pid and fork["ppid"] == workers.server.pid
+    assert job.proc.pid == proc["pid"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "end, code",
+    [("exit:0", 0), ("exit:3", 3), ("exit:130", 130), ("raise", 1), ("segv", -11), ("interrupt", -2)],
+)
+def test_exit_statuses_are_those_of_a_process(tmp_path: Path, workers, end: str, code: int) -> None:
+    for mode in MODES:
+        job = _launch(_start(mode, workers), tmp_path / mode, f"probe.end={end}")
+        assert job.proc.wait(timeout=60) == code, mode
+        assert job.proc.returncode == code and job.proc.poll() == code
+    if end in ("raise", "interrupt"):  # the traceback, as Python prints it, in the run's log
+        for mode in MODES:
+            log = (tmp_path / mode / process.LOG_FILE).read_text()
+            assert "Traceback (most recent call last)" in log, (mode, log)
+
+
+@pytest.mark.slow
+def test_a_crash_ends_that_run_only(tmp_path: Path, workers) -> None:
+    slow = _launch(workers.start, tmp_path / "slow", "probe.end=sleep:3")
+    crash = _launch(workers.start, tmp_path / "crash", "probe.end=segv")
+    assert crash.proc.wait(timeout=60) == -signal.SIGSEGV
+    assert slow.proc.poll() is None  # still running beside it
+    assert slow.proc.wait(timeout=60) == 0
+    after = _launch(workers.start, tmp_path / "after")
+    assert after.proc.wait(timeout=60) == 0  # the server forks on
+
+
+@pytest.mark.slow
+def test_signals_reach_a_forked_run_as_a_process(tmp_path: Path, workers) -> None:
+    for mode in MODES:
+        for sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGINT):
+            run_dir = tmp_path / f"{mode}-{sig}"
+            job = _launch(_start(mode, workers), run_dir, "probe.end=sleep:30")
+            while not (run_dir / "probe.json").exists():
+                time.sleep(0.05)
+            with pytest.raises(subprocess.TimeoutExpired):
+                job.proc.wait(timeout=0.1)
+            job.proc.send_signal(sig)
+            # SIGINT: an uncaught KeyboardInterrupt, which Python ends with SIGINT too
+            assert job.proc.wait(timeout=30) == -sig, (mode, sig)
+            job.proc.kill()  # after the end: nothing happens, as with Popen
+
+
+@pytest.mark.slow
+def test_the_run_holds_its_lock_until_it_exits_and_the_server_never_does(
+    tmp_path: Path, workers
+) -> None:
+    lock = take(tmp_path / "locks", "run", name="k.lock")
+    job = _launch(workers.start, tmp_path / "run", "probe.end=sleep:30", keep=lock.fd)
+    lock.release()  # the runner lets go (it ended the run); the child still holds it
+    while not (tmp_path / "run" / "probe.json").exists():
+        time.sleep(0.05)
+    with pytest.raises(InUse):
+        take(tmp_path / "locks", "run", name="k.lock")
+    job.proc.kill()
+    job.proc.wait(timeout=30)
+    take(tmp_path / "locks", "run", name="k.lock").release()  # free: no copy left in the server
+
+
+@pytest.mark.slow
+def test_a_dead_server_takes_its_runs_down_and_later_runs_start_as_processes(
+    tmp_path: Path, workers, capsys
+) -> None:
+    job = _launch(workers.start, tmp_path / "a", "probe.end=sleep:30")
+    while not (tmp_path / "a" / "probe.json").exists():
+        time.sleep(0.05)
+    workers.server.kill()
+    assert job.proc.wait(timeout=30) < 0  # its PDEATHSIG: it never outlives the server
+    later = _launch(workers.start, tmp_path / "b")
+    assert later.proc.wait(timeout=60) == 0
+    assert isinstance(later.proc, subprocess.Popen)
+    assert "fork server" in capsys.readouterr().err
+
+
+def test_gpu_runs_and_other_programs_start_as_processes(monkeypatch) -> None:
+    w = Workers(threads=1, preload=())  # never started: the reasons are decided beforehand
+    train = ["/usr/bin/env", sys.executable, "train.py", "optim=adam"]
+    monkeypatch.setattr("harness.sweep.workers.has_gpu", lambda: False)
+    assert w.why_not(train) is None
+    assert "GPU" in w.why_not([*train, "trainer.accelerator=gpu"])
+    monkeypatch.setattr("harness.sweep.workers.has_gpu", lambda: True)
+    assert "GPU" in w.why_not(train)  # accelerator auto on a machine with a GPU
+    assert w.why_not([*train, "trainer.accelerator=cpu"]) is None
+    assert "not a Python program" in w.why_not(["/bin/sh", "-c", "true"])
+    assert "not a Python program" in w.why_not([sys.executable, "-u", "train.py"])
+
+
+def test_a_thread_in_the_server_forbids_the_fork() -> None:
+    assert unsafe_to_fork() is None
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert "thread" in unsafe_to_fork()
+    finally:
+        stop.set()
+        t.join()
+
+
+@pytest.mark.slow
+def test_a_run_ending_does_not_remove_the_servers_wandb_temp_dirs(tmp_path: Path) -> None:
+    """wandb makes temporary directories at import, removed at exit: a forked run must not
+    remove the server's at its own exit (the next run's images would have nowhere to go)."""
+    w = Workers(threads=1, preload=("wandb",))
+    try:
+        for name in ("a", "b"):
+            job = _launch(w.start, tmp_path / name)
+            assert job.proc.wait(timeout=60) == 0
+            assert _probe(tmp_path / name)["media_tmp_exists"] is True, name
+    finally:
+        w.close()
+
+
+@pytest.mark.slow
+def test_wandb_offline_files_are_those_of_a_train_py_process(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    w = Workers(threads=1)  # the real fork server: torch, Lightning, W&B, Hydra, the harness
+    files = {}
+    try:
+        for mode in MODES:
+            run_dir = tmp_path / mode
+            argv = [sys.executable, "train.py", "data=digits", "model=mlp", "callbacks=sweep",
+                    "trainer.max_epochs=-1", "trainer.max_steps=6", "trainer.limit_val_batches=2",
+                    "trainer.val_check_interval=3", "trainer.log_every_n_steps=1",
+                    "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}"]  # fmt: skip
+            job = _start(mode, w)(mode, {}, argv, run_dir, ROOT, 1)
+            assert job.proc.wait(timeout=300) == 0, (run_dir / process.LOG_FILE).read_text()
+            (found,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+            files[mode] = found
+    finally:
+        w.close()
+    fork, proc = files["fork"], files["process"]
+    assert history_rows(fork) == history_rows(proc)
+    timing = ("_runtime", "_timestamp", "_wandb", "runtime_s", "time/")
+    keep = lambda d: {k: v for k, v in d.items() if not k.startswith(timing)}  # noqa: E731
+    assert keep(summary(fork)).keys() == keep(summary(proc)).keys()
+    for key, value in keep(summary(proc)).items():  # same seed, same data: the same numbers
+        if isinstance(value, float):
+            assert summary(fork)[key] == pytest.approx(value, rel=1e-5), key
+    skip = ("_wandb", "meta")  # meta: the run's directory, git, times
+    assert {k: v for k, v in config(fork).items() if not k.startswith(skip)} == {
+        k: v for k, v in config(proc).items() if not k.startswith(skip)
+    }
+    kinds = lambda p: sorted({r.WhichOneof("record_type") for r in records(p)})  # noqa: E731
+    assert kinds(fork) == kinds(proc)
+    meta = {mode: json.loads(next(files[mode].parent.glob("files/wandb-metadata.json")).read_text())
+            for mode in MODES} if next(fork.parent.glob("files/wandb-metadata.json"), None) else {}  # fmt: skip
+    for key in ("program", "args", "executable", "codePath"):
+        if meta:
+            assert meta["fork"].get(key) == meta["process"].get(key), key
