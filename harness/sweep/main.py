@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness.errors import ConfigError
@@ -14,6 +17,12 @@ EPILOG = """examples:
   python sweep.py report runs/digits                 # writes runs/digits/report/report.{md,html}
   python sweep.py report ENTITY/PROJECT/SWEEP_ID --out report/   # an online sweep, by W&B's API
   python -m harness.tracking.wandb_sync --run runs/digits/runs/*  # upload the offline runs"""
+
+
+WORKERS = ("fork", "process")
+WORKERS_HELP = ("fork (default): fork each run from a server that has imported torch, Lightning "
+                "and W&B once (GPU runs start as processes); process: each run is `python "
+                "train.py ...`")  # fmt: skip
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--count", type=int, help="at most this many runs (random/bayes: needed "
                      "unless the file sets run_cap)")  # fmt: skip
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    run.add_argument("--workers", choices=WORKERS, default="fork", help=WORKERS_HELP)
     rep = sub.add_parser("report", help="tables and plots of a sweep's runs (Markdown + HTML)")
     rep.add_argument("sources", nargs="+", help="sweep directories and/or W&B sweep paths "
                      "ENTITY/PROJECT/ID; several are compared in one report")  # fmt: skip
@@ -52,6 +62,7 @@ def parser() -> argparse.ArgumentParser:
     again.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
     again.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
     again.add_argument("--out", type=Path, help="default SOURCE/rerun")
+    again.add_argument("--workers", choices=WORKERS, default="fork", help=WORKERS_HELP)
     return p
 
 
@@ -80,10 +91,12 @@ def _run(args: argparse.Namespace) -> int:
     from harness.sweep.runner import Runner
     from harness.sweep.spec import load_spec
 
-    runner = Runner(
-        load_spec(args.sweep), args.out, jobs=args.jobs, extra=args.overrides, count=args.count
-    )
-    summary = runner.run()
+    with _workers(args.workers, args.jobs) as start:
+        runner = Runner(
+            load_spec(args.sweep), args.out, jobs=args.jobs, extra=args.overrides,
+            count=args.count, start=start,
+        )  # fmt: skip
+        summary = runner.run()
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items())) or "nothing to do"
     print(f"{runner.spec.name}: {states} ({summary.total} runs in the sweep) -> {args.out}")
     for line in summary.failures:
@@ -100,6 +113,23 @@ def _run(args: argparse.Namespace) -> int:
             path = write_report(read_local(args.out), args.out / "report")
         print(f"report: {path}")
     return 1 if summary.failures else 0
+
+
+@contextlib.contextmanager
+def _workers(kind: str, jobs: int) -> Iterator[Callable | None]:
+    """The runner's `start`: None (process.start), or a fork server's, started now so that it
+    imports while the runner checks the runs, and ended with the sweep."""
+    if kind == "process" or jobs < 1:
+        yield None
+        return
+    from harness.sweep.workers import Workers
+
+    workers = Workers(threads=max(1, (os.cpu_count() or 1) // jobs))  # as Runner.launch gives
+    workers.open()
+    try:
+        yield workers.start
+    finally:
+        workers.close()
 
 
 def _print_table(name: str, runs_dir: Path) -> None:
@@ -154,18 +184,20 @@ def _rerun(args: argparse.Namespace) -> int:
     out = args.out or args.source / "rerun"
     failed = 0
     dirs = []
-    for path in best_sweep_files(read_local(args.source), asked["sweep"], args.seeds, out):
-        dirs.append(out / path.stem)
-        spec = load_spec(path)
-        # an override that narrowed a swept parameter (optim.lr=0.01,0.1) is fixed by now
-        extra = [o for o in asked.get("extra", []) if o.split("=")[0] not in spec.config["parameters"]]  # fmt: skip
-        runner = Runner(spec, dirs[-1], jobs=args.jobs, extra=extra)
-        summary = runner.run()
-        failed += len(summary.failures)
-        print(
-            f"{runner.spec.name}: "
-            + ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items()))
-        )
+    files = best_sweep_files(read_local(args.source), asked["sweep"], args.seeds, out)
+    with _workers(args.workers, args.jobs) as start:
+        for path in files:
+            dirs.append(out / path.stem)
+            spec = load_spec(path)
+            # an override that narrowed a swept parameter (optim.lr=0.01,0.1) is fixed by now
+            extra = [o for o in asked.get("extra", []) if o.split("=")[0] not in spec.config["parameters"]]  # fmt: skip
+            runner = Runner(spec, dirs[-1], jobs=args.jobs, extra=extra, start=start)
+            summary = runner.run()
+            failed += len(summary.failures)
+            print(
+                f"{runner.spec.name}: "
+                + ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items()))
+            )
     path = write_report(merge([read_local(d) for d in dirs]), out / "report")
     print(f"sweep files: {out}/*.yaml (wandb sweep FILE runs one online); report: {path}")
     return 1 if failed else 0

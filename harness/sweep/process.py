@@ -27,12 +27,22 @@ def _die_with_parent(parent: int) -> None:
             os._exit(130)
 
 
+def run_env(threads: int) -> dict[str, str]:
+    """A run's environment: the runner's, with these defaults."""
+    env = dict(os.environ)
+    # runs side by side share the cores: torch would give each run all of them (oversubscribed)
+    env.setdefault("OMP_NUM_THREADS", str(threads))
+    env.setdefault("WANDB_MODE", "offline")  # no W&B server here: upload later with wandb sync
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
 @dataclass
 class Job:
     key: str
     params: dict[str, Any]
     run_dir: Path
-    proc: subprocess.Popen
+    proc: subprocess.Popen  # or a forked run's stand-in with the same methods (workers.Forked)
     started: float = field(default_factory=time.time)
     stop_sent: float | None = None  # when the runner asked it to stop (hyperband)
 
@@ -49,16 +59,11 @@ def start(
     """Start the run. `keep`: a lock's descriptor the child inherits, so that the run stays
     locked until the child has exited, even if the runner dies first."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    # runs side by side share the cores: torch would give each run all of them (oversubscribed)
-    env.setdefault("OMP_NUM_THREADS", str(threads))
-    env.setdefault("WANDB_MODE", "offline")  # no W&B server here: upload later with wandb sync
-    env.setdefault("PYTHONUNBUFFERED", "1")
     parent = os.getpid()
     with open(run_dir / LOG_FILE, "wb") as log:
         # Called from the main thread only: PDEATHSIG fires when the thread that forked exits.
         proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+            argv, cwd=cwd, env=run_env(threads), stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, preexec_fn=lambda: _die_with_parent(parent),
             pass_fds=() if keep is None else (keep,),
         )  # fmt: skip

@@ -20,6 +20,7 @@ import shutil
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,11 @@ class Runner:
         count: int | None = None,
         cwd: Path | None = None,
         progress: bool | None = None,
+        start: Callable[..., process.Job] | None = None,
     ) -> None:
-        """Reads DIR and checks the arguments; writes nothing (run() does, once the runs pass)."""
+        """Reads DIR and checks the arguments; writes nothing (run() does, once the runs pass).
+        `start`: how a run starts, with process.start's signature (default process.start, read
+        now: harness.sweep.workers.Workers.start forks it from a warm server instead)."""
         if jobs < 1:
             raise ConfigError(f"--jobs must be at least 1, got {jobs}")
         self.out, self.jobs = Path(out), jobs
@@ -91,6 +95,7 @@ class Runner:
         self.spec, self.fixed = apply_extra(replace(spec, config=env_refs(spec.config)), self.extra)
         self.cwd = Path(cwd or Path.cwd())
         self.progress = progress
+        self.start = start or process.start
         self.count = count
         self.cap = count if count is not None else spec.run_cap
         if spec.method == "bayes" and self.cap is None:
@@ -220,7 +225,7 @@ class Runner:
             run_dir=str(run_dir.relative_to(self.out)),
         )  # fmt: skip
         threads = max(1, (os.cpu_count() or 1) // self.jobs)
-        job = process.start(
+        job = self.start(
             key, params, self.argv(params, run_dir), run_dir, self.cwd, threads, keep=lock.fd
         )
         self.running[key], self.locks[key] = job, lock
