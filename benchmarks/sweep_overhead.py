@@ -17,10 +17,10 @@ from pathlib import Path
 from harness.sweep.ledger import Ledger
 
 
-def main(out: Path) -> None:
-    ledger = Ledger(out / "ledger.jsonl")
-    per_task: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for entry in ledger.entries.values():
+def per_task(out: Path) -> dict[str, list[tuple[float, float]]]:
+    """{data/model: [(the run's wall as the runner saw it, runtime_s inside train()), ...]}."""
+    found: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for entry in Ledger(out / "ledger.jsonl").entries.values():
         try:
             results = json.loads((out / entry["run_dir"] / "results.json").read_text())
         except (OSError, KeyError, ValueError):
@@ -28,15 +28,25 @@ def main(out: Path) -> None:
         if entry.get("wall_s") is None or results.get("runtime_s") is None:
             continue
         choices = results.get("choices", {})
-        per_task[f"{choices.get('data')}/{choices.get('model')}"].append(
+        found[f"{choices.get('data')}/{choices.get('model')}"].append(
             (entry["wall_s"], results["runtime_s"])
         )
+    return found
+
+
+def walls_and_runtimes(out: Path) -> list[tuple[float, float]]:
+    return [x for runs in per_task(out).values() for x in runs]
+
+
+def main(out: Path) -> None:
+    ledger = Ledger(out / "ledger.jsonl")
+    per_task_ = per_task(out)
     print(
         "| task | runs | wall per run (s, median) | inside train() (s, median) | overhead (s, median) | overhead share |"
     )
     print("|---|---|---|---|---|---|")
-    rows = [x for runs in per_task.values() for x in runs]
-    for task, runs in [*sorted(per_task.items()), ("all", rows)]:
+    rows = [x for runs in per_task_.values() for x in runs]
+    for task, runs in [*sorted(per_task_.items()), ("all", rows)]:
         wall = statistics.median(w for w, _ in runs)
         inside = statistics.median(r for _, r in runs)
         over = statistics.median(w - r for w, r in runs)

@@ -206,7 +206,7 @@ def test_wandb_offline_files_are_those_of_a_train_py_process(tmp_path: Path, mon
         w.close()
     fork, proc = files["fork"], files["process"]
     assert history_rows(fork) == history_rows(proc)
-    timing = ("_runtime", "_timestamp", "_wandb", "runtime_s", "time/")
+    timing = ("_runtime", "_timestamp", "_wandb", "runtime_s", "time/", "perf/")
     keep = lambda d: {k: v for k, v in d.items() if not k.startswith(timing)}  # noqa: E731
     assert keep(summary(fork)).keys() == keep(summary(proc)).keys()
     for key, value in keep(summary(proc)).items():  # same seed, same data: the same numbers

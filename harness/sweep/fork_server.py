@@ -70,15 +70,13 @@ def unsafe_to_fork() -> str | None:
 def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the runs; the runner ends this
-    try:
-        with warnings.catch_warnings():  # each run would say them: the server has no log
-            warnings.simplefilter("ignore")
-            for name in argv[1:]:
+    with warnings.catch_warnings():  # each run would say them: the server has no log
+        warnings.simplefilter("ignore")
+        for name in argv[1:]:
+            with contextlib.suppress(Exception):  # a run that needs it fails as a process would
                 importlib.import_module(name)
-    except Exception as e:
-        send(sock, {"unusable": f"it could not import {name}: {e}"})
-        return 1
-    temps = [o for o in gc.get_objects() if isinstance(o, tempfile.TemporaryDirectory)]
+    # type(), not isinstance(): that would read __class__ of lazy module proxies (torch warns)
+    temps = [o for o in gc.get_objects() if type(o) is tempfile.TemporaryDirectory]
     pid = os.fork()  # OpenBLAS's atfork handler stops the pools numpy's import started
     if pid == 0:
         os._exit(0)
