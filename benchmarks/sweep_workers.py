@@ -3,7 +3,8 @@ default) run by `sweep.py run --jobs 1` with `--workers fork` and with `--worker
 modes interleaved and alternated over repeats. Per mode: each run's overhead (its wall as the
 runner saw it minus results.json runtime_s, the time inside train()), the median and its spread
 over repeats, and the whole sweep's wall (the sweep.py command, start to exit) over the sum of
-its runs' training time.
+its runs' training time (and the same from the first run's start to the last one's end: the
+runner's own start-up and its checks of every run left out).
 
     python -m benchmarks.sweep_workers [--repeats 2] [--epochs 1] [OVERRIDE ...]
 """
@@ -11,7 +12,9 @@ its runs' training time.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -21,6 +24,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, load_average
 from benchmarks.sweep_overhead import walls_and_runtimes
+from harness.sweep.ledger import Ledger
 
 SWEEP = ROOT / "sweeps" / "optim_lr_digits.yaml"
 NARROW = ["optim.lr=0.001,0.01", "seed=0,1"]  # 3 optimizers x 2 lr x 2 seeds = 12 runs
@@ -35,9 +39,12 @@ def one_sweep(mode: str, out: Path, overrides: list[str]) -> dict[str, float]:
     if done.returncode != 0:
         raise SystemExit(f"{mode}: exit {done.returncode}\n{done.stderr[-2000:]}")
     runs = walls_and_runtimes(out)
-    training = sum(r for _, r in runs)
+    times = [e["time"] for e in Ledger(out / "ledger.jsonl").entries.values()]
+    first = min(json.loads(line)["time"] for line in (out / "ledger.jsonl").open())
+    checked = re.search(r"overrides checked in ([\d.]+) s", done.stdout)
     return {"runs": len(runs), "overheads": [w - r for w, r in runs], "wall": wall,
-            "training": training}  # fmt: skip
+            "training": sum(r for _, r in runs), "span": max(times) - first,
+            "checks": float(checked.group(1)) if checked else None}  # fmt: skip
 
 
 def main(repeats: int, overrides: list[str]) -> dict[str, dict]:
@@ -53,17 +60,20 @@ def main(repeats: int, overrides: list[str]) -> dict[str, dict]:
                 print(f"repeat {r} {mode}: {result['runs']} runs, overhead median "
                       f"{statistics.median(result['overheads']):.2f} s, sweep wall "
                       f"{result['wall']:.0f} s / training {result['training']:.0f} s = "
-                      f"{result['wall'] / result['training']:.2f}x, load {result['load'][0]:.1f}"
+                      f"{result['wall'] / result['training']:.2f}x (first start to last end "
+                      f"{result['span'] / result['training']:.2f}x; runner's checks "
+                      f"{result['checks']} s), load {result['load'][0]:.1f}"
                       f"->{result['load'][1]:.1f}", flush=True)  # fmt: skip
-    print("\n| mode | runs | overhead per run, s (median; per-repeat medians) | sweep wall / training (per repeat) |")  # fmt: skip
-    print("|---|---|---|---|")
+    print("\n| mode | runs | overhead per run, s (median; per-repeat medians) | sweep wall / training (per repeat) | first start to last end / training |")  # fmt: skip
+    print("|---|---|---|---|---|")
     medians = {}
     for mode, results in seen.items():
         every = [o for res in results for o in res["overheads"]]
         medians[mode] = statistics.median(every)
         per = ", ".join(f"{statistics.median(res['overheads']):.2f}" for res in results)
         ratios = ", ".join(f"{res['wall'] / res['training']:.2f}" for res in results)
-        print(f"| {mode} | {len(every)} | {medians[mode]:.2f} ({per}) | {ratios} |")
+        spans = ", ".join(f"{res['span'] / res['training']:.2f}" for res in results)
+        print(f"| {mode} | {len(every)} | {medians[mode]:.2f} ({per}) | {ratios} | {spans} |")
     print(f"\nfork / process overhead (medians): {medians['fork'] / medians['process']:.3f}")
     return {"seen": seen, "medians": medians}
 

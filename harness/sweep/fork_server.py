@@ -75,6 +75,10 @@ def main(argv: list[str]) -> int:
         for name in argv[1:]:
             with contextlib.suppress(Exception):  # a run that needs it fails as a process would
                 importlib.import_module(name)
+        composer = sys.modules.get("harness.config.compose")
+        if composer is not None:  # Hydra's plugin scan and OmegaConf's parser caches, warmed
+            with contextlib.suppress(Exception):  # once here (each run still reads conf/)
+                composer.compose([])
     # type(), not isinstance(): that would read __class__ of lazy module proxies (torch warns)
     temps = [o for o in gc.get_objects() if type(o) is tempfile.TemporaryDirectory]
     pid = os.fork()  # OpenBLAS's atfork handler stops the pools numpy's import started
