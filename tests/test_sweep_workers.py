@@ -218,8 +218,9 @@ def test_wandb_offline_files_are_those_of_a_train_py_process(tmp_path: Path, mon
     }
     kinds = lambda p: sorted({r.WhichOneof("record_type") for r in records(p)})  # noqa: E731
     assert kinds(fork) == kinds(proc)
-    meta = {mode: json.loads(next(files[mode].parent.glob("files/wandb-metadata.json")).read_text())
-            for mode in MODES} if next(fork.parent.glob("files/wandb-metadata.json"), None) else {}  # fmt: skip
-    for key in ("program", "args", "executable", "codePath"):
-        if meta:
-            assert meta["fork"].get(key) == meta["process"].get(key), key
+    # what W&B records of the process: the program, its arguments, the interpreter
+    env = {mode: next(r.environment for r in records(files[mode]) if r.HasField("environment"))
+           for mode in MODES}  # fmt: skip
+    for field in ("program", "code_path", "code_path_local", "executable", "python"):
+        assert getattr(env["fork"], field) == getattr(env["process"], field), field
+    assert list(env["fork"].args)[:-1] == list(env["process"].args)[:-1]  # but hydra.run.dir

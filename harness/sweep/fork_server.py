@@ -81,6 +81,8 @@ def main(argv: list[str]) -> int:
                 composer.compose([])
     # type(), not isinstance(): that would read __class__ of lazy module proxies (torch warns)
     temps = [o for o in gc.get_objects() if type(o) is tempfile.TemporaryDirectory]
+    gc.collect()
+    gc.freeze()  # a run's garbage collections skip the server's objects: no page copied for them
     pid = os.fork()  # OpenBLAS's atfork handler stops the pools numpy's import started
     if pid == 0:
         os._exit(0)
