@@ -6,8 +6,9 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from harness.errors import ConfigError
 from harness.report.analysis import BY, REL_TOLERANCE
@@ -91,11 +92,13 @@ def _run(args: argparse.Namespace) -> int:
     from harness.sweep.runner import Runner
     from harness.sweep.spec import load_spec
 
-    with _workers(args.workers, args.jobs) as start:
+    with _workers(args.workers, args.jobs) as workers:
         runner = Runner(
             load_spec(args.sweep), args.out, jobs=args.jobs, extra=args.overrides,
-            count=args.count, start=start,
+            count=args.count, start=workers and workers.start,
         )  # fmt: skip
+        if workers:
+            workers.open()  # it imports while the runner checks the runs
         summary = runner.run()
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items())) or "nothing to do"
     print(f"{runner.spec.name}: {states} ({summary.total} runs in the sweep) -> {args.out}")
@@ -116,18 +119,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _workers(kind: str, jobs: int) -> Iterator[Callable | None]:
-    """The runner's `start`: None (process.start), or a fork server's, started now so that it
-    imports while the runner checks the runs, and ended with the sweep."""
+def _workers(kind: str, jobs: int) -> Iterator[Any]:
+    """None (--workers process), or warm workers, whose fork server ends with the sweep."""
     if kind == "process" or jobs < 1:
         yield None
         return
     from harness.sweep.workers import Workers
 
     workers = Workers(threads=max(1, (os.cpu_count() or 1) // jobs))  # as Runner.launch gives
-    workers.open()
     try:
-        yield workers.start
+        yield workers
     finally:
         workers.close()
 
@@ -185,7 +186,8 @@ def _rerun(args: argparse.Namespace) -> int:
     failed = 0
     dirs = []
     files = best_sweep_files(read_local(args.source), asked["sweep"], args.seeds, out)
-    with _workers(args.workers, args.jobs) as start:
+    with _workers(args.workers, args.jobs) as workers:
+        start = workers and workers.start
         for path in files:
             dirs.append(out / path.stem)
             spec = load_spec(path)

@@ -120,6 +120,8 @@ class Workers:
             self.sock.close()
             self.sock = None
         if self.server is not None:
+            if not self.ready:  # still importing (the sweep was refused): nothing to wait for
+                self.server.kill()
             try:
                 self.server.wait(timeout=10)
             except subprocess.TimeoutExpired:
