@@ -33,7 +33,7 @@ def main() -> None:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # for the processes started below
         torch.set_num_threads(threads)
 
-    from benchmarks import data_path, startup, step_time, wandb_overhead
+    from benchmarks import data_path, startup, step_time, sweep_workers, wandb_overhead
     from benchmarks.common import bench_data, machine
 
     bench_data()  # written once (a minute) before any clock starts
@@ -48,6 +48,11 @@ def main() -> None:
     figures["step_time"] = step_time.main(args.repeats, args.quick)
     print("\n== W&B offline logging vs off ==")
     figures["wandb"] = wandb_overhead.main(args.repeats, args.quick)
+    print("\n== sweep: warm workers (fork) vs a process per run ==")
+    batches = 2 if args.quick else 20  # per run: the overhead, not the training, is measured
+    figures["sweep_workers"] = sweep_workers.main(
+        args.repeats, [*sweep_workers.NARROW, "trainer.max_epochs=1", f"trainer.limit_train_batches={batches}"]
+    )  # fmt: skip
     figures["machine_after"] = machine()
     figures["minutes"] = (time.time() - started) / 60
 
@@ -70,6 +75,8 @@ def main() -> None:
     s = figures["startup"]
     print(f"| --help / import torch, seconds | {s['help_ratio']:.2f} | no torch import |")
     print(f"| first step / import torch, seconds | {s['first_step_ratio']:.2f} | small |")
+    m = figures["sweep_workers"]["medians"]
+    print(f"| sweep overhead per run, fork / process (s) | {m['fork']:.2f} / {m['process']:.2f} | fork <= 0.5 |")  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
 
