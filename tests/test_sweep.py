@@ -36,14 +36,20 @@ MODES = ("fork", "process")  # sweep.py run --workers: the runner's tests run in
 
 @pytest.fixture(params=MODES)
 def start(request):
-    """The Runner's `start`: process.start (None), or a fork server's (one that imports nothing
-    heavy: the stand-in needs nothing)."""
-    if request.param == "process":
-        yield None
-        return
-    workers = Workers(threads=1, preload=())
-    yield workers.start
-    workers.close()
+    """start(jobs): the Runner's `start`, process.start (None) or a fork server's (one that
+    imports nothing heavy: the stand-in needs nothing) whose runs were all forked."""
+    made = []
+
+    def start(jobs: int):
+        if request.param == "process":
+            return None
+        made.append(Workers(threads=max(1, (os.cpu_count() or 1) // jobs), preload=()))
+        return made[-1].start
+
+    yield start
+    for workers in made:
+        workers.close()
+        assert not workers.said, workers.said  # no run started as a process instead
 
 
 def _runs_of(spec):
@@ -158,7 +164,7 @@ def _sweep_cmd(spec: Path, out: Path, *extra: str, workers: str = "fork") -> lis
 def test_runner_classifies_runs_and_resumes_only_what_did_not_end(tmp_path: Path, start) -> None:
     out = tmp_path / "sweep"
     spec = load_spec(FILES / "standin_grid.yaml")
-    summary = Runner(spec, out, jobs=2, cwd=ROOT, progress=False, start=start).run()
+    summary = Runner(spec, out, jobs=2, cwd=ROOT, progress=False, start=start(2)).run()
     # lr 0.01 finishes, lr 10 diverges (data, not an error), lr 5 crashes; 2 optimizers x 2 seeds
     assert dict(summary.states) == {"finished": 4, "diverged": 4, "failed": 4}
     assert all("boom" in f for f in summary.failures)
@@ -167,7 +173,7 @@ def test_runner_classifies_runs_and_resumes_only_what_did_not_end(tmp_path: Path
     key = run_key({"optim": "sgd", "optim.lr": 0.01, "seed": 1}, [])
     assert json.loads((out / "runs" / key / "results.json").read_text())["status"] == "finished"
 
-    again = Runner(spec, out, jobs=2, cwd=ROOT, progress=False, start=start).run()
+    again = Runner(spec, out, jobs=2, cwd=ROOT, progress=False, start=start(2)).run()
     assert dict(again.states) == {"failed": 4}  # finished and diverged runs were kept
     with pytest.raises(ConfigError, match="holds another sweep"):
         Runner(spec, out, extra=["trainer.max_epochs=3"])
@@ -239,7 +245,7 @@ def test_killed_runner_takes_its_runs_down_and_resumes(tmp_path: Path, workers: 
     children = _children(runner.pid)  # fork: the fork server (the runs are its children)
     assert len(children) == (1 if workers == "fork" else 2), children
     runner.kill()  # SIGKILL: the runner cannot clean up
-    runner.wait()
+    assert "warm workers" not in runner.communicate()[0].decode()  # fork: every run was forked
     for pid in children:  # the fork server dies with it (PR_SET_PDEATHSIG), as runs do
         for _ in range(100):
             if not _alive(pid):
@@ -270,7 +276,7 @@ def test_hyperband_stops_a_run_that_trails_at_a_band(tmp_path: Path, monkeypatch
     monkeypatch.setenv("STANDIN_SLEEP", "0.15")
     monkeypatch.setattr("harness.sweep.runner.EARLY_STOP_EVERY_S", 0.1)
     spec = load_spec(FILES / "standin_hyperband.yaml")
-    summary = Runner(spec, tmp_path / "hb", jobs=1, cwd=ROOT, progress=False, start=start).run()
+    summary = Runner(spec, tmp_path / "hb", jobs=1, cwd=ROOT, progress=False, start=start(1)).run()
     # lr 0.01 and 0.02 run their 10 checks; lr 1.0 trails them at the band of 2 checks
     assert dict(summary.states) == {"finished": 2, "stopped": 1}
     stopped = [
@@ -299,6 +305,7 @@ def test_runner_stops_its_runs_on_sigterm(tmp_path: Path, workers: str) -> None:
     runner.send_signal(signal.SIGTERM)
     _, err = runner.communicate(timeout=60)
     assert runner.returncode == 130, err
+    assert "warm workers" not in err  # fork: every run was forked
     assert "start the same command again to resume" in err
     states = {e["state"] for e in Ledger(out / "ledger.jsonl").entries.values()}
     assert states == {"interrupted"}

@@ -6,6 +6,7 @@ own tests run in both modes (tests/test_sweep.py); here, one run at a time, by t
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,8 @@ import pytest
 from harness.rundir.lock import InUse, take
 from harness.sweep import process
 from harness.sweep.fork_server import unsafe_to_fork
+from harness.sweep.runner import Runner
+from harness.sweep.spec import load_spec
 from harness.sweep.workers import Workers
 from tests.conftest import ROOT
 from tests.wandb_files import config, history_rows, records, summary
@@ -224,3 +227,31 @@ def test_wandb_offline_files_are_those_of_a_train_py_process(tmp_path: Path, mon
     for field in ("program", "code_path", "code_path_local", "executable", "python"):
         assert getattr(env["fork"], field) == getattr(env["process"], field), field
     assert list(env["fork"].args)[:-1] == list(env["process"].args)[:-1]  # but hydra.run.dir
+
+
+@pytest.mark.slow
+def test_a_diverging_train_py_run_ends_that_run_only_and_the_sweep_goes_on(
+    tmp_path: Path, capsys
+) -> None:
+    """Real train.py runs, forked: lr 1e30 diverges (exit 3, a result), lr 0.05 finishes."""
+    sweep = tmp_path / "lr.yaml"
+    sweep.write_text(
+        "name: fork-lr\nprogram: train.py\nmethod: grid\n"
+        "metric: {name: best/val/acc, goal: maximize}\n"
+        "command: ['${env}', '${interpreter}', '${program}', '${args_no_hyphens}']\n"
+        "parameters:\n  optim.lr: {values: [1e30, 0.05]}\n"
+    )
+    fixed = ["data=digits", "model=mlp", "optim=sgd", "scheduler=constant", "logger.wandb=null",
+             "callbacks=sweep", "trainer.max_epochs=-1", "trainer.max_steps=10",
+             "trainer.limit_val_batches=2", "trainer.enable_progress_bar=false"]  # fmt: skip
+    workers = Workers(threads=max(1, os.cpu_count() or 1))  # what Runner gives a run at jobs=1
+    try:
+        runner = Runner(load_spec(sweep), tmp_path / "out", extra=fixed, cwd=ROOT, progress=False,
+                        start=workers.start)  # fmt: skip
+        summary = runner.run()
+        assert "warm workers" not in capsys.readouterr().err  # both were forked
+    finally:
+        workers.close()
+    assert dict(summary.states) == {"diverged": 1, "finished": 1}
+    codes = {e["params"]["optim.lr"]: e["exit_code"] for e in runner.ledger.entries.values()}
+    assert codes == {"1e30": 3, 0.05: 0}  # YAML reads 1e30 as a string; train.py as a number
