@@ -148,7 +148,8 @@ def child(request: dict[str, Any], parent: int, close: list[int], temps: list) -
     null = os.open(os.devnull, os.O_RDONLY)
     for fd, target in ((null, 0), (log, 1), (log, 2)):
         os.dup2(fd, target)
-    os.close(null), os.close(log)
+    os.close(null)
+    os.close(log)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
