@@ -171,7 +171,7 @@ def write_baselines(source: Path, out: Path, suite: str, command: str) -> Path:
 
     import torch
 
-    from harness.run.meta import git_state
+    from harness.rundir.provenance import git_state
     from harness.suite import SUITES
 
     lines = [baseline_line(r, stage) for stage, sweep in stages(Path(source)) for r in sweep.runs]
