@@ -63,10 +63,14 @@ def fake_slurm(tmp: Path, monkeypatch: pytest.MonkeyPatch, state: str = "RUNNING
 
 # -- settings: the keys of hydra/launcher=slurm ---------------------------------------------------
 def test_settings_start_from_the_projects_slurm_launcher_and_take_overrides() -> None:
-    got = slurm.settings(["partition=gpu", "timeout_min=60", "additional_parameters={requeue: true}"])
+    got = slurm.settings(
+        ["partition=gpu", "timeout_min=60", "additional_parameters={requeue: true}"]
+    )
     assert got["partition"] == "gpu" and got["timeout_min"] == 60
     assert got["additional_parameters"] == {"requeue": True}
-    assert got["max_num_timeout"] == 10 and got["signal_delay_s"] == 120  # conf/hydra/launcher/slurm.yaml
+    assert (
+        got["max_num_timeout"] == 10 and got["signal_delay_s"] == 120
+    )  # conf/hydra/launcher/slurm.yaml
 
 
 def test_an_unknown_setting_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
@@ -170,7 +174,7 @@ def _train_sweep(tmp: Path) -> Path:
     path = tmp / "two.yaml"
     path.write_text(
         "name: two\nprogram: train.py\nmethod: grid\nmetric: {name: best/val/acc, goal: maximize}\n"
-        "command: [${env}, ${interpreter}, ${program}, ${args_no_hyphens}]\n"
+        "command: ['${env}', '${interpreter}', '${program}', '${args_no_hyphens}']\n"
         "parameters:\n  optim.lr: {values: [0.01, 0.1]}\n"
     )
     return path
@@ -191,12 +195,17 @@ def test_a_sweep_through_the_local_launcher_writes_what_the_default_writes(
     assert main(["run", str(sweep), "--out", str(tmp_path / "default"), "--jobs", "2", *extra]) == 0
     assert main(["run", str(sweep), "--out", str(tmp_path / "local"), "--jobs", "2",
                  "--launcher", "local", *gpus, *extra]) == 0  # fmt: skip
-    default, local = Ledger(tmp_path / "default" / "ledger.jsonl"), Ledger(tmp_path / "local" / "ledger.jsonl")
+    default, local = (
+        Ledger(tmp_path / "default" / "ledger.jsonl"),
+        Ledger(tmp_path / "local" / "ledger.jsonl"),
+    )
     assert {e["state"] for e in local.entries.values()} == {"finished"} and len(local.entries) == 2
     assert set(local.entries) == set(default.entries)
     for key, entry in local.entries.items():
         assert entry["launcher"] == "local" and entry["job_id"] and entry["job_state"]
-        assert _files(tmp_path / "local" / "runs" / key) == _files(tmp_path / "default" / "runs" / key)
+        assert _files(tmp_path / "local" / "runs" / key) == _files(
+            tmp_path / "default" / "runs" / key
+        )
     assert len({e["job_id"] for e in local.entries.values()}) == 2
 
 
@@ -209,11 +218,16 @@ def test_hyperband_stops_a_job_of_the_local_launcher(tmp_path: Path, monkeypatch
     summary = Runner(load_spec(FILES / "standin_hyperband.yaml"), out, jobs=1, cwd=ROOT,
                      progress=False, start=launch).run()  # fmt: skip
     assert dict(summary.states) == {"finished": 2, "stopped": 1}
-    (stopped,) = [e for e in Ledger(out / "ledger.jsonl").entries.values() if e["state"] == "stopped"]
+    (stopped,) = [
+        e for e in Ledger(out / "ledger.jsonl").entries.values() if e["state"] == "stopped"
+    ]
     assert stopped["params"]["optim.lr"] == 1.0 and stopped["job_id"]
     rows = (out / stopped["run_dir"] / "metrics.csv").read_text().splitlines()
     assert len(rows) - 1 < 10
-    assert json.loads((out / stopped["run_dir"] / "results.json").read_text())["status"] == "interrupted"
+    assert (
+        json.loads((out / stopped["run_dir"] / "results.json").read_text())["status"]
+        == "interrupted"
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -251,10 +265,13 @@ def test_a_killed_runner_restarted_reattaches_and_submits_only_what_did_not_end(
     final = Ledger(ledger_path).entries
     assert len(final) == 12 and all(e["state"] != "running" for e in final.values())
     assert all(e.get("job_id") for e in final.values())
-    starts = Counter(line.split()[1] for line in log.read_text().splitlines() if line.startswith("start"))
+    starts = Counter(
+        line.split()[1] for line in log.read_text().splitlines() if line.startswith("start")
+    )
     for e in jobs:  # re-attached, not submitted a second time
         assert starts[e["key"]] == 1, starts
         assert final[e["key"]]["state"] == "finished" and final[e["key"]]["job_id"] == e["job_id"]
+        assert final[e["key"]]["reattached"] is True
     assert sorted(starts) == sorted(final)  # every run ran; the others once each, too
     assert set(starts.values()) == {1}
 
