@@ -83,6 +83,18 @@ def test_an_unknown_setting_is_one_line_and_exit_2(tmp_path: Path, capsys) -> No
     assert not out.exists()  # nothing written
 
 
+@pytest.mark.parametrize("bad", ["timeout_min=abc", "nodes=2"])  # local: one node
+def test_a_setting_the_executor_refuses_is_one_line_and_nothing_is_written(
+    tmp_path: Path, capsys, bad: str
+) -> None:
+    out = tmp_path / "sweep"
+    code = main(["run", str(FILES / "standin_grid.yaml"), "--out", str(out), "--launcher", "local",
+                 "--slurm", bad])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and bad.split("=")[0] in err + bad
+    assert not out.exists()
+
+
 def test_settings_without_a_submitit_launcher_are_refused(tmp_path: Path, capsys) -> None:
     code = main(["run", str(FILES / "standin_grid.yaml"), "--out", str(tmp_path / "s"),
                  "--slurm", "partition=gpu"])  # fmt: skip

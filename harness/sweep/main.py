@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.sweep)
     start, jobs = _launcher(args, spec.name) if args.launcher != "process" or args.slurm else (None, args.jobs)  # fmt: skip
-    runner = Runner(spec, args.out, jobs=jobs or 1, extra=args.overrides, count=args.count, start=start)  # fmt: skip
+    runner = Runner(spec, args.out, jobs=1 if jobs is None else jobs, extra=args.overrides, count=args.count, start=start)  # fmt: skip
     summary = runner.run()
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items())) or "nothing to do"
     print(f"{runner.spec.name}: {states} ({summary.total} runs in the sweep) -> {args.out}")
@@ -121,7 +121,8 @@ def _launcher(args: argparse.Namespace, name: str):
     settings = slurm.settings(args.slurm)
     slurm.check_resume(Ledger(args.out / "ledger.jsonl").entries, args.launcher)
     start = slurm.Launcher(args.launcher, args.out / ".submitit" / "%j", settings, name=name)
-    jobs = args.jobs or (settings["array_parallelism"] if args.launcher == "slurm" else 1)
+    jobs = 1 if args.launcher == "local" else settings["array_parallelism"]
+    jobs = jobs if args.jobs is None else args.jobs
     return start, jobs
 
 

@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -170,8 +171,11 @@ class SubmittedRun:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(self.pid), signum)
 
-    def wait(self) -> int | None:
-        while self.poll() is None:
+    def wait(self, timeout: float = 120.0) -> int | None:
+        """The exit status, or None if the scheduler has not ended the job within `timeout` s
+        (a cancelled job's end is SLURM's to record: the runner does not hang on it)."""
+        deadline = time.time() + timeout
+        while self.poll() is None and time.time() < deadline:
             time.sleep(0.5)
         return self.returncode
 
@@ -191,25 +195,30 @@ class Launcher:
                               "--launcher local runs the same jobs on this machine")  # fmt: skip
         self.cluster, self.folder, self.settings, self.name = cluster, Path(folder), settings, name
         self._executor: Any = None
+        with tempfile.TemporaryDirectory() as scratch:  # the settings checked now, DIR untouched
+            self._build(Path(scratch) / "%j")
 
     def executor(self) -> Any:
         """Built at the first submission, once the runs passed their checks (it makes folders)."""
         if self._executor is None:
-            import submitit
-
-            params = {k: v for k, v in self.settings.items() if v not in (None, {}, [])}
-            timeouts = params.pop("max_num_timeout", 0)
-            params.pop("array_parallelism", None)  # runs at once: the runner's --jobs
-            params.setdefault("name", self.name)
-            generic = submitit.AutoExecutor._valid_parameters()  # the rest as the plugin: slurm_*
-            ex = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster,
-                                       **{f"{self.cluster}_max_num_timeout": timeouts})  # fmt: skip
-            try:
-                ex.update_parameters(**{k if k in generic else f"slurm_{k}": v for k, v in params.items()})  # fmt: skip
-            except (AssertionError, NameError, ValueError) as e:
-                raise ConfigError(f"--slurm: {str(e).splitlines()[0]}") from None
-            self._executor = ex
+            self._executor = self._build(self.folder)
         return self._executor
+
+    def _build(self, folder: Path) -> Any:
+        import submitit
+
+        params = {k: v for k, v in self.settings.items() if v not in (None, {}, [])}
+        timeouts = params.pop("max_num_timeout", 0)
+        params.pop("array_parallelism", None)  # runs at once: the runner's --jobs
+        params.setdefault("name", self.name)
+        generic = submitit.AutoExecutor._valid_parameters()  # the rest as the plugin: slurm_*
+        ex = submitit.AutoExecutor(folder=folder, cluster=self.cluster,
+                                   **{f"{self.cluster}_max_num_timeout": timeouts})  # fmt: skip
+        try:
+            ex.update_parameters(**{k if k in generic else f"slurm_{k}": v for k, v in params.items()})  # fmt: skip
+        except (AssertionError, NameError, ValueError) as e:
+            raise ConfigError(f"--slurm: {str(e).splitlines()[0]}") from None
+        return ex
 
     def __call__(self, key: str, params: dict[str, Any], argv: list[str], run_dir: Path, cwd: Path,
                  threads: int, keep: int | None = None) -> process.Job:  # fmt: skip
