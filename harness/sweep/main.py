@@ -89,8 +89,11 @@ def _run(args: argparse.Namespace) -> int:
     from harness.sweep.spec import load_spec
 
     spec = load_spec(args.sweep)
-    start, jobs = _launcher(args, spec.name) if args.launcher != "process" or args.slurm else (None, args.jobs)  # fmt: skip
-    runner = Runner(spec, args.out, jobs=1 if jobs is None else jobs, extra=args.overrides, count=args.count, start=start)  # fmt: skip
+    start, jobs = None, args.jobs
+    if args.launcher != "process" or args.slurm:
+        start, jobs = _launcher(args, spec.name)
+    runner = Runner(spec, args.out, jobs=1 if jobs is None else jobs, extra=args.overrides,
+                    count=args.count, start=start)  # fmt: skip
     summary = runner.run()
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items())) or "nothing to do"
     print(f"{runner.spec.name}: {states} ({summary.total} runs in the sweep) -> {args.out}")

@@ -215,36 +215,35 @@ class Runner:
     def launch(self, params: dict[str, Any], lock: Lock) -> None:
         key = self.key(params)
         run_dir = self.out / "runs" / key
+        if self.reattach(key, params, run_dir, lock):
+            return
+        if run_dir.exists():  # an earlier attempt that did not end: start it afresh
+            shutil.rmtree(run_dir)
         self.histories.pop(key, None)
-        job = self.reattach(key, params, run_dir)
-        if job is None:
-            if run_dir.exists():  # an earlier attempt that did not end: start it afresh
-                shutil.rmtree(run_dir)
-            # recorded before the child exists: whatever results.json this directory gets from
-            # now on is this attempt's, so a runner that dies before recording its end can
-            # recover it
-            self.ledger.record(
-                key, state="running", params=params, overrides=self.train_overrides(params),
-                run_dir=str(run_dir.relative_to(self.out)),
-            )  # fmt: skip
-            threads = max(1, (os.cpu_count() or 1) // self.jobs)
-            job = self.start(
-                key, params, self.argv(params, run_dir), run_dir, self.cwd, threads, keep=lock.fd
-            )
+        # recorded before the child exists: whatever results.json this directory gets from now
+        # on is this attempt's, so a runner that dies before recording its end can recover it
+        self.ledger.record(
+            key, state="running", params=params, overrides=self.train_overrides(params),
+            run_dir=str(run_dir.relative_to(self.out)),
+        )  # fmt: skip
+        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        job = self.start(
+            key, params, self.argv(params, run_dir), run_dir, self.cwd, threads, keep=lock.fd
+        )
         self.running[key], self.locks[key] = job, lock
         self.ledger.record(key, pid=job.proc.pid, **_job_fields(job))
 
-    def reattach(self, key: str, params: dict[str, Any], run_dir: Path) -> process.Job | None:
-        """A job an earlier runner submitted (--launcher slurm) that is still queued or running:
-        watched again rather than submitted twice."""
+    def reattach(self, key: str, params: dict[str, Any], run_dir: Path, lock: Lock) -> bool:
+        """Watch again a job an earlier runner submitted (--launcher slurm) that is still queued
+        or running, rather than submit the run twice; False when there is none."""
         entry = self.ledger.entries.get(key, {})
         again = getattr(self.start, "reattach", None)
-        if again is None or entry.get("state") != "running":
-            return None
-        job = again(key, params, run_dir, entry)
-        if job is not None:
-            self.ledger.record(key, reattached=True)
-        return job
+        job = again(key, params, run_dir, entry) if again and entry.get("state") == "running" else None  # fmt: skip
+        if job is None:
+            return False
+        self.running[key], self.locks[key] = job, lock
+        self.ledger.record(key, reattached=True, **_job_fields(job))
+        return True
 
     def end(self, key: str, **fields: Any) -> None:
         """Record how run `key` ended, then let other runners see it."""
