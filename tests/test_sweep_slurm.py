@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.rundir.metrics import logged_rows
 from harness.sweep import slurm
 from harness.sweep.ledger import Ledger
 from harness.sweep.main import main
@@ -25,6 +24,7 @@ from harness.sweep.outcome import outcome
 from harness.sweep.runner import Runner
 from harness.sweep.spec import load_spec
 from tests.conftest import FAST, ROOT
+from tests.test_cluster_requeue import assert_requeued_and_resumed
 
 FILES = ROOT / "tests" / "sweep_files"
 SETTINGS = {"timeout_min": 10, "gpus_per_node": 0}  # a CPU machine: no GPU for the local jobs
@@ -289,6 +289,38 @@ def test_a_killed_runner_restarted_reattaches_and_submits_only_what_did_not_end(
 
 
 @pytest.mark.slow
+def test_sigterm_to_the_runner_cancels_its_jobs_and_records_them_interrupted(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "sweep"
+    cmd = [sys.executable, str(ROOT / "sweep.py"), "run", str(FILES / "standin_grid.yaml"),
+           "--out", str(out), "--jobs", "2", "--no-report", "--launcher", "local",
+           "--slurm", "gpus_per_node=0", "trainer.max_steps=300"]  # fmt: skip
+    env = {**os.environ, "STANDIN_SLEEP": "1"}  # 300 s a run: the runs end only if stopped
+    runner = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    ledger_path, deadline = out / "ledger.jsonl", time.time() + 120
+    while time.time() < deadline:
+        entries = Ledger(ledger_path).entries if ledger_path.exists() else {}
+        started = [e for e in entries.values() if e.get("job_id")]
+        if len(started) == 2 and all(
+            (out / e["run_dir"] / "metrics.csv").exists() for e in started
+        ):
+            break  # two jobs whose runs are under way
+        time.sleep(0.1)
+    runner.send_signal(signal.SIGTERM)
+    _, err = runner.communicate(timeout=120)
+    assert runner.returncode == 130, err
+    entries = Ledger(ledger_path).entries
+    assert {e["state"] for e in entries.values()} == {"interrupted"}
+    for e in entries.values():  # stopped by the cancel: they wrote their results
+        assert (
+            json.loads((out / e["run_dir"] / "results.json").read_text())["status"] == "interrupted"
+        )
+    time.sleep(2)  # the controllers end their tasks, then themselves
+    assert not [e for e in entries.values() if _alive(int(e["job_id"]))]
+
+
+@pytest.mark.slow
 def test_a_job_signalled_before_its_time_limit_is_requeued_into_its_run_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -307,12 +339,4 @@ def test_a_job_signalled_before_its_time_limit_is_requeued_into_its_run_director
     assert marker.exists()
     (entry,) = Ledger(out / "ledger.jsonl").entries.values()
     assert entry["state"] == "finished"
-    run_dir = out / entry["run_dir"]
-    assert "Requeued job" in "".join(p.read_text() for p in (out / ".submitit").glob("*/*_log.*"))
-    results = json.loads((run_dir / "results.json").read_text())
-    assert results["status"] == "finished" and results["steps"] == 12
-    assert results["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
-    rows = logged_rows(run_dir / "metrics.csv")
-    train_steps = Counter(step for (step, names), n in rows.items() for _ in range(n)
-                          if "train/loss" in names)  # fmt: skip
-    assert sorted(train_steps) == list(range(12)) and set(train_steps.values()) == {1}
+    assert_requeued_and_resumed(out / ".submitit", out / entry["run_dir"], steps=12)
