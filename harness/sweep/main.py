@@ -11,6 +11,7 @@ from harness.report.analysis import BY, REL_TOLERANCE
 
 EPILOG = """examples:
   python sweep.py run sweeps/optim_lr_digits.yaml --jobs 2 --out runs/digits trainer.max_epochs=2
+  python sweep.py run sweeps/optim_lr_digits.yaml --out runs/digits --launcher slurm --slurm partition=gpu
   python sweep.py report runs/digits                 # writes runs/digits/report/report.{md,html}
   python sweep.py report ENTITY/PROJECT/SWEEP_ID --out report/   # an online sweep, by W&B's API
   python -m harness.tracking.wandb_sync --run runs/digits/runs/*  # upload the offline runs"""
@@ -28,7 +29,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("sweep", type=Path, help="a W&B sweep file, e.g. sweeps/optim_lr_digits.yaml")
     run.add_argument("overrides", nargs="*", help="KEY=VALUE overrides for every run")
     run.add_argument("--out", type=Path, required=True, help="the sweep directory (resumes it)")
-    run.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
+    run.add_argument("--jobs", type=int, help="runs at once (default 1; --launcher slurm: "
+                     "array_parallelism, 64 in conf/hydra/launcher/slurm.yaml)")  # fmt: skip
+    run.add_argument("--launcher", choices=("process", "slurm", "local"), default="process",
+                     help="process: child processes here (default); slurm: one SLURM job per "
+                     "run, through submitit; local: submitit's local executor (docs/cluster.md)")  # fmt: skip
+    run.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                     help="a setting of hydra/launcher=slurm for the jobs (partition, timeout_min, "
+                     "gpus_per_node ...; default conf/hydra/launcher/slurm.yaml); repeatable")  # fmt: skip
     run.add_argument("--count", type=int, help="at most this many runs (random/bayes: needed "
                      "unless the file sets run_cap)")  # fmt: skip
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
@@ -80,9 +88,12 @@ def _run(args: argparse.Namespace) -> int:
     from harness.sweep.runner import Runner
     from harness.sweep.spec import load_spec
 
-    runner = Runner(
-        load_spec(args.sweep), args.out, jobs=args.jobs, extra=args.overrides, count=args.count
-    )
+    spec = load_spec(args.sweep)
+    start, jobs = None, args.jobs
+    if args.launcher != "process" or args.slurm:
+        start, jobs = _launcher(args, spec.name)
+    runner = Runner(spec, args.out, jobs=1 if jobs is None else jobs, extra=args.overrides,
+                    count=args.count, start=start)  # fmt: skip
     summary = runner.run()
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items())) or "nothing to do"
     print(f"{runner.spec.name}: {states} ({summary.total} runs in the sweep) -> {args.out}")
@@ -100,6 +111,22 @@ def _run(args: argparse.Namespace) -> int:
             path = write_report(read_local(args.out), args.out / "report")
         print(f"report: {path}")
     return 1 if summary.failures else 0
+
+
+def _launcher(args: argparse.Namespace, name: str):
+    """--launcher slurm|local: the runner's `start` (submitit jobs) and the runs at once."""
+    from harness.sweep import slurm
+    from harness.sweep.ledger import Ledger
+
+    if args.launcher == "process":
+        raise ConfigError("--slurm sets the jobs of a submitit launcher: add --launcher slurm "
+                          "(or local)")  # fmt: skip
+    settings = slurm.settings(args.slurm)
+    slurm.check_resume(Ledger(args.out / "ledger.jsonl").entries, args.launcher)
+    start = slurm.Launcher(args.launcher, args.out / ".submitit" / "%j", settings, name=name)
+    jobs = 1 if args.launcher == "local" else settings["array_parallelism"]
+    jobs = jobs if args.jobs is None else args.jobs
+    return start, jobs
 
 
 def _print_table(name: str, runs_dir: Path) -> None:
