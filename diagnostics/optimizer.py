@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
+from diagnostics.logged import log_values
 from harness.numbers import is_int
 from lightning_modules.logging_steps import is_logging_step
 
@@ -82,11 +83,12 @@ class OptimizerStats(L.Callback):
         if self._before is None:
             return
         before, self._before = self._before, None
-        for group, params in self.groups.items():
-            after = [p.detach() for p in params]
-            pl_module.log(f"optim/update_ratio/{group}", update_ratio(before[group], after))
-        optimizer = trainer.optimizers[0]
-        size = state_bytes(optimizer)
+        values: dict[str, torch.Tensor | float] = {
+            f"optim/update_ratio/{group}": update_ratio(before[group], [p.detach() for p in params])
+            for group, params in self.groups.items()
+        }
+        size = state_bytes(trainer.optimizers[0])
         param_size = sum(p.numel() * p.element_size() for ps in self.groups.values() for p in ps)
-        pl_module.log("optim/state_bytes", float(size))
-        pl_module.log("optim/state_per_param", size / max(param_size, 1))
+        values["optim/state_bytes"] = float(size)
+        values["optim/state_per_param"] = size / max(param_size, 1)
+        log_values(trainer, values)  # one row, one host read (diagnostics.logged)

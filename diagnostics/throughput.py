@@ -24,6 +24,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.data import extract_batch_size
 
+from diagnostics.logged import log_values
 from lightning_modules.logging_steps import is_logging_step
 
 MIB = 2**20
@@ -64,10 +65,12 @@ class Throughput(L.Callback):
         self._last_end = now
         if not is_logging_step(trainer):
             return
+        values = {}
         if self._seconds > 0:
-            pl_module.log("perf/samples_per_s", self._samples / self._seconds)
+            values["perf/samples_per_s"] = self._samples / self._seconds
             self._seconds, self._samples = 0.0, 0
-        pl_module.log("perf/peak_rss_mb", peak_rss_bytes() / MIB)
+        values["perf/peak_rss_mb"] = peak_rss_bytes() / MIB
         device = pl_module.device
         if device.type == "cuda":
-            pl_module.log("perf/peak_cuda_mb", torch.cuda.max_memory_allocated(device) / MIB)
+            values["perf/peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / MIB
+        log_values(trainer, values)  # one row (diagnostics.logged)

@@ -30,5 +30,6 @@ PER_BATCH = (
 def skip_unused_hooks(callbacks: Iterable[L.Callback]) -> None:
     for callback in callbacks:
         for hook in PER_BATCH:
-            if getattr(type(callback), hook, None) is getattr(L.Callback, hook):
+            inherited = getattr(type(callback), hook, None) is getattr(L.Callback, hook)
+            if inherited and hook not in vars(callback):  # not set on the instance either
                 setattr(callback, hook, None)  # Lightning: `if callable(fn)`, else skipped
