@@ -434,3 +434,26 @@ def test_diagnostics_log_straight_to_the_loggers_one_row_a_logging_step(
     steps = {k: [int(r["step"]) for r in rows if r.get(k)] for k in ("train/loss", "optim/update_ratio/head", "perf/peak_rss_mb")}  # fmt: skip
     assert steps == {k: [1, 3] for k in steps}  # at the steps Lightning writes its own row
     assert results["optim/state_per_param"] == pytest.approx(2.0, abs=0.01)  # AdamW's two
+
+
+def test_a_count_draws_where_and_as_matplotlib_draws_the_same_text() -> None:
+    # figures.Count draws numbers from cached digit images (a Text is laid out anew every draw).
+    from matplotlib.text import Text
+
+    def ink(make) -> np.ndarray:  # type: ignore[no-untyped-def]
+        fig = figures._figure(1, 0.5, layout=None)
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_axis_off()
+        ax.add_artist(make(0.5, 0.5, "1207", fontsize=7, ha="center", va="center"))
+        fig.canvas.draw()
+        return 255 - np.asarray(fig.canvas.buffer_rgba())[..., 0].astype(float)  # (H, W)
+
+    ours, theirs = ink(figures.Count), ink(Text)
+    centre = lambda a: (
+        np.array(
+            [(a.sum(1) * np.arange(a.shape[0])).sum(), (a.sum(0) * np.arange(a.shape[1])).sum()]
+        )
+        / a.sum()
+    )  # noqa: E731
+    assert np.abs(centre(ours) - centre(theirs)).max() < 1.5  # pixels
+    assert ours.sum() == pytest.approx(theirs.sum(), rel=0.1)
