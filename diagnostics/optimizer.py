@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from diagnostics.logged import log_values
+from diagnostics.logged import RowLogger
 from harness.numbers import is_int
 from lightning_modules.logging_steps import is_logging_step
 
@@ -58,7 +58,7 @@ def state_bytes(optimizer: Optimizer) -> int:
     )
 
 
-class OptimizerStats(L.Callback):
+class OptimizerStats(RowLogger):
     """Logs optim/update_ratio/GROUP, optim/state_bytes and optim/state_per_param on the steps
     Lightning logs (trainer.log_every_n_steps). On those steps only, it keeps a copy of the
     trainable weights from before the optimizer step (one model's worth of memory, briefly)."""
@@ -66,6 +66,7 @@ class OptimizerStats(L.Callback):
     def __init__(self, depth: int = 2) -> None:
         if not is_int(depth) or depth < 1:
             raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+        super().__init__()
         self.depth = depth
         self.groups: dict[str, list[nn.Parameter]] = {}
         self._before: dict[str, list[torch.Tensor]] | None = None
@@ -91,4 +92,4 @@ class OptimizerStats(L.Callback):
         param_size = sum(p.numel() * p.element_size() for ps in self.groups.values() for p in ps)
         values["optim/state_bytes"] = float(size)
         values["optim/state_per_param"] = size / max(param_size, 1)
-        log_values(trainer, values)  # one row, one host read (diagnostics.logged)
+        self.log_row(trainer, values)  # one row, one host read (diagnostics.logged)

@@ -24,7 +24,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.data import extract_batch_size
 
-from diagnostics.logged import log_values
+from diagnostics.logged import RowLogger
 from lightning_modules.logging_steps import is_logging_step
 
 MIB = 2**20
@@ -35,8 +35,9 @@ def peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # macOS: bytes; Linux: KiB
 
 
-class Throughput(L.Callback):
+class Throughput(RowLogger):
     def __init__(self) -> None:
+        super().__init__()
         self._last_end: float | None = None  # perf_counter() at the end of the previous batch
         self._seconds = 0.0
         self._samples = 0
@@ -47,7 +48,8 @@ class Throughput(L.Callback):
     on_train_epoch_start = _break_chain
     on_validation_start = _break_chain
 
-    def on_train_batch_start(self, *args: Any) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        self.write_row(trainer)
         if self._last_end is None:
             self._last_end = time.perf_counter()
 
@@ -73,4 +75,4 @@ class Throughput(L.Callback):
         device = pl_module.device
         if device.type == "cuda":
             values["perf/peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / MIB
-        log_values(trainer, values)  # one row (diagnostics.logged)
+        self.log_row(trainer, values)  # one row (diagnostics.logged)

@@ -449,11 +449,28 @@ def test_a_count_draws_where_and_as_matplotlib_draws_the_same_text() -> None:
         return 255 - np.asarray(fig.canvas.buffer_rgba())[..., 0].astype(float)  # (H, W)
 
     ours, theirs = ink(figures.Count), ink(Text)
-    centre = lambda a: (
-        np.array(
-            [(a.sum(1) * np.arange(a.shape[0])).sum(), (a.sum(0) * np.arange(a.shape[1])).sum()]
-        )
-        / a.sum()
-    )  # noqa: E731
+
+    def centre(a: np.ndarray) -> np.ndarray:  # (row, column) of the ink's centre of mass
+        rows, columns = np.indices(a.shape)
+        return np.array([(a * rows).sum(), (a * columns).sum()]) / a.sum()
+
     assert np.abs(centre(ours) - centre(theirs)).max() < 1.5  # pixels
     assert ours.sum() == pytest.approx(theirs.sum(), rel=0.1)
+
+
+def test_no_picture_is_drawn_twice_for_the_same_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The last epoch's drawing is also the end of training's: drawn once, as is the test's.
+    from collections import Counter
+
+    from diagnostics import publish
+
+    drawn: Counter = Counter()
+    keep = publish.publish_figure
+    monkeypatch.setattr(publish, "publish_figure", lambda t, name, kind, fig: drawn.update([(name, kind)]) or keep(t, name, kind, fig))  # fmt: skip
+    cfg = compose(["data=digits", "model=cnn", "logger.wandb=null", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
+                   "trainer.limit_test_batches=1", "trainer.enable_progress_bar=false", "callbacks.predictions.every_n_epochs=1",
+                   "callbacks.saliency.every_n_epochs=1", "callbacks.saliency.ig_steps=2"])  # fmt: skip
+    assert recipe.train(cfg, tmp_path)["status"] == "finished"
+    assert set(drawn.values()) == {1} and len(drawn) == 2 * 4 + 2, drawn
