@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
-from matplotlib.collections import PatchCollection
+from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -50,13 +50,14 @@ def _grid_shape(n: int, max_columns: int) -> tuple[int, int]:
 
 
 class Pixels(Artist):
-    """An RGBA image (H, W, 4) uint8 filling its figure, copied to the renderer as it is when
-    the figure is saved at the DPI it was made for (imshow and figimage resample every pixel
-    even then); scaled to the nearest pixel at any other DPI."""
+    """An RGBA image (H, W, 4) uint8 with its bottom-left corner at figure pixel (x, y) (at DPI;
+    the default fills the figure), copied to the renderer as it is when the figure is saved at
+    the DPI it was made for (imshow and figimage resample every pixel even then); scaled to the
+    nearest pixel at any other DPI."""
 
-    def __init__(self, rgba: np.ndarray) -> None:
+    def __init__(self, rgba: np.ndarray, x: float = 0, y: float = 0) -> None:
         super().__init__()
-        self.rgba = rgba
+        self.rgba, self.x, self.y = rgba, x, y
 
     def draw(self, renderer: Any) -> None:
         image = self.rgba
@@ -66,7 +67,8 @@ class Pixels(Artist):
             columns = (np.arange(round(image.shape[1] * scale)) / scale).astype(int)
             image = image[rows][:, columns]
         gc = renderer.new_gc()
-        renderer.draw_image(gc, 0, 0, np.ascontiguousarray(image[::-1]))  # rows bottom-up
+        x, y = round(self.x * scale), round(self.y * scale)
+        renderer.draw_image(gc, x, y, np.ascontiguousarray(image[::-1]))  # rows bottom-up
         gc.restore()
 
 
@@ -177,15 +179,7 @@ def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str 
     square = min(width - left - 1.4, side - bottom - 0.35)  # the matrix's side, inches
     fig = _figure(width, side, layout=None)
     ax = fig.add_axes((left / width, bottom / side, square / width, square / side))
-    scale = fig.add_axes(((left + square + 0.3) / width, (bottom + 0.1 * square) / side,
-                          0.2 / width, 0.8 * square / side))  # fmt: skip
-    scale.imshow(np.linspace(1, 0, 256)[:, None], cmap="Blues", vmin=0, vmax=1, aspect="auto",
-                 extent=(0, 1, 0, 1))  # fmt: skip
-    scale.set_xticks([])
-    scale.yaxis.tick_right()
-    scale.yaxis.set_label_position("right")
-    scale.set_yticks(np.linspace(0, 1, 6))
-    scale.set_ylabel("share of the true class")
+    _colour_scale(fig, "Blues", left + square + 0.3, bottom + 0.1 * square, 0.8 * square)
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks(range(n), class_names, rotation=90 if n > 10 else 0, fontsize=8)
     ax.set_yticks(range(n), class_names, fontsize=8)
@@ -256,6 +250,28 @@ def _number_mask(digits: str, points: float, dpi: float) -> np.ndarray:
         part = out[:, i * advance : i * advance + width]
         np.maximum(part, masks[int(digit)], out=part)
     return out
+
+
+def _colour_scale(fig: Figure, cmap: str, x: float, y: float, height: float) -> None:
+    """A vertical colour scale from 0 (bottom) to 1, 0.2 inch wide, its bottom-left corner at
+    (x, y) inches, ticked every 0.2 and labelled: the pixels of one image and a few texts (an
+    axes with its ticks, which fig.colorbar also makes, was a third of a confusion matrix's
+    drawing)."""
+    rows, columns = round(height * DPI), round(0.2 * DPI)
+    strip = colormaps[cmap](np.linspace(1, 0, rows), bytes=True)  # (rows, 4), top first
+    fig.add_artist(Pixels(np.repeat(strip[:, None], columns, axis=1), x * DPI, y * DPI))
+    w, h = fig.get_size_inches()
+    box = Rectangle((x / w, y / h), 0.2 / w, height / h, transform=fig.transFigure, fill=False,
+                    linewidth=0.8)  # fmt: skip
+    fig.add_artist(box)
+    ticks = np.linspace(0, 1, 6)
+    marks = [[((x + 0.2) / w, (y + v * height) / h), ((x + 0.25) / w, (y + v * height) / h)]
+             for v in ticks]  # fmt: skip
+    fig.add_artist(LineCollection(marks, colors="black", linewidths=0.8, transform=fig.transFigure))
+    for v in ticks:
+        fig.text((x + 0.3) / w, (y + v * height) / h, f"{v:.1f}", va="center", fontsize=10)
+    fig.text((x + 0.7) / w, (y + height / 2) / h, "share of the true class", rotation=90,
+             va="center", ha="center")  # fmt: skip
 
 
 def _coloured(m: np.ndarray) -> np.ndarray:
