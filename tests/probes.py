@@ -73,3 +73,22 @@ class Pause(L.Callback):
         import time
 
         time.sleep(self.seconds)
+
+
+class HookCounter(L.Callback):
+    """Counts its own training batch ends, and at the end of training records, for every callback
+    of the run, the per-batch hooks Lightning will not call (set to None on the instance)."""
+
+    counted: int = 0
+    skipped: dict[str, list[str]] = {}  # noqa: RUF012 (read by the test after the run)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        HookCounter.counted += 1
+
+    def on_train_end(self, trainer: L.Trainer, *args: Any) -> None:
+        from harness.run.hooks import PER_BATCH
+
+        HookCounter.skipped = {
+            type(cb).__name__: [h for h in PER_BATCH if getattr(cb, h) is None]
+            for cb in trainer.callbacks
+        }
