@@ -87,7 +87,7 @@ def phases() -> dict[str, float]:
     net = build_net(cfg, dm.dims)
     build_module(cfg, net, dm.dims)
     done("build network and LightningModule")
-    from harness.run.recipe import git_state
+    from harness.rundir.provenance import git_state
 
     git_state()
     done("git state (2 git commands)")

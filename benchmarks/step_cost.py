@@ -101,9 +101,11 @@ class Probe(L.Callback):
         for cb in trainer.callbacks:
             key = f"dispatch: {type(cb).__name__}"
 
-            def one(cb: L.Callback = cb) -> None:
-                with trainer.profiler.profile(f"[Callback]{cb.state_key}.on_before_zero_grad"):
-                    cb.on_before_zero_grad(trainer, pl_module, optimizer)
+            def one(cb: L.Callback = cb) -> None:  # as Lightning dispatches (call.py)
+                fn = cb.on_before_zero_grad
+                if callable(fn):  # harness.run.hooks sets the hooks nobody overrides to None
+                    with trainer.profiler.profile(f"[Callback]{cb.state_key}.on_before_zero_grad"):
+                        fn(trainer, pl_module, optimizer)
 
             self.time(key, one)
             self.time(f"state_key: {type(cb).__name__}", lambda cb=cb: cb.state_key)
@@ -116,6 +118,9 @@ class Probe(L.Callback):
             self.time("torchmetrics MulticlassAccuracy.update", lambda: acc.update(logits, y))
             correct = torch.zeros((), dtype=torch.long)
             self.time("plain: correct += (argmax == y).sum()", lambda: correct.add_((logits.argmax(1) == y).sum()))  # fmt: skip
+        if hasattr(pl_module, "train_right"):  # what Classifier.training_step counts now
+            right = pl_module.train_right.clone()
+            self.time("Classifier train/acc counts", lambda: right.add_((logits.argmax(1) == y).sum()))  # fmt: skip
         value = torch.zeros(())
         self.time("LightningModule.log of a 0-d tensor (a logging step does ~10-20)", lambda: pl_module.log("probe/x", value))  # fmt: skip
         if "OptimizerStats" in by_name:
@@ -182,7 +187,7 @@ def harness(extra: list[str], steps: int, profile: bool = False) -> float:
 def bare(steps: int, profile: bool = False, no_ops: int = 0) -> float:
     """CPU seconds a step of a bare lightning.Trainer (no logger, callbacks, checkpoints, progress
     bar, model summary) fitting the harness's own module and datamodule."""
-    from harness.build import build_datamodule, build_module, build_net
+    from harness.run.build import build_datamodule, build_module, build_net
 
     cfg = compose([*data_overrides(DATA), *BASE])
     L.seed_everything(0, verbose=False)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
+from diagnostics.logged import RowLogger
 from harness.numbers import is_int
 from lightning_modules.logging_steps import is_logging_step
 
@@ -57,7 +58,7 @@ def state_bytes(optimizer: Optimizer) -> int:
     )
 
 
-class OptimizerStats(L.Callback):
+class OptimizerStats(RowLogger):
     """Logs optim/update_ratio/GROUP, optim/state_bytes and optim/state_per_param on the steps
     Lightning logs (trainer.log_every_n_steps). On those steps only, it keeps a copy of the
     trainable weights from before the optimizer step (one model's worth of memory, briefly)."""
@@ -65,6 +66,7 @@ class OptimizerStats(L.Callback):
     def __init__(self, depth: int = 2) -> None:
         if not is_int(depth) or depth < 1:
             raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+        super().__init__()
         self.depth = depth
         self.groups: dict[str, list[nn.Parameter]] = {}
         self._before: dict[str, list[torch.Tensor]] | None = None
@@ -82,11 +84,12 @@ class OptimizerStats(L.Callback):
         if self._before is None:
             return
         before, self._before = self._before, None
-        for group, params in self.groups.items():
-            after = [p.detach() for p in params]
-            pl_module.log(f"optim/update_ratio/{group}", update_ratio(before[group], after))
-        optimizer = trainer.optimizers[0]
-        size = state_bytes(optimizer)
+        values: dict[str, torch.Tensor | float] = {
+            f"optim/update_ratio/{group}": update_ratio(before[group], [p.detach() for p in params])
+            for group, params in self.groups.items()
+        }
+        size = state_bytes(trainer.optimizers[0])
         param_size = sum(p.numel() * p.element_size() for ps in self.groups.values() for p in ps)
-        pl_module.log("optim/state_bytes", float(size))
-        pl_module.log("optim/state_per_param", size / max(param_size, 1))
+        values["optim/state_bytes"] = float(size)
+        values["optim/state_per_param"] = size / max(param_size, 1)
+        self.log_row(trainer, values)  # one row, one host read (diagnostics.logged)

@@ -24,6 +24,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.data import extract_batch_size
 
+from diagnostics.logged import RowLogger
 from lightning_modules.logging_steps import is_logging_step
 
 MIB = 2**20
@@ -34,8 +35,9 @@ def peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # macOS: bytes; Linux: KiB
 
 
-class Throughput(L.Callback):
+class Throughput(RowLogger):
     def __init__(self) -> None:
+        super().__init__()
         self._last_end: float | None = None  # perf_counter() at the end of the previous batch
         self._seconds = 0.0
         self._samples = 0
@@ -46,7 +48,8 @@ class Throughput(L.Callback):
     on_train_epoch_start = _break_chain
     on_validation_start = _break_chain
 
-    def on_train_batch_start(self, *args: Any) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        self.write_row(trainer)
         if self._last_end is None:
             self._last_end = time.perf_counter()
 
@@ -64,10 +67,12 @@ class Throughput(L.Callback):
         self._last_end = now
         if not is_logging_step(trainer):
             return
+        values = {}
         if self._seconds > 0:
-            pl_module.log("perf/samples_per_s", self._samples / self._seconds)
+            values["perf/samples_per_s"] = self._samples / self._seconds
             self._seconds, self._samples = 0.0, 0
-        pl_module.log("perf/peak_rss_mb", peak_rss_bytes() / MIB)
+        values["perf/peak_rss_mb"] = peak_rss_bytes() / MIB
         device = pl_module.device
         if device.type == "cuda":
-            pl_module.log("perf/peak_cuda_mb", torch.cuda.max_memory_allocated(device) / MIB)
+            values["perf/peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / MIB
+        self.log_row(trainer, values)  # one row (diagnostics.logged)

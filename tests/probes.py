@@ -15,16 +15,18 @@ class SignalAt(L.Callback):
     """Send `signal` to this process once training has made `step` optimizer steps, at the first
     `hook` after that: "train_batch_end", "validation_batch_end", "train_epoch_end" or
     "test_batch_end". Only once
-    per `marker` file, so that the resumed run, with the very same config, runs to the end."""
+    per `marker` file, so that the resumed run, with the very same config, runs to the end.
+    `to_parent`: to the parent process instead (a sweep job's task, which runs train.py)."""
 
-    def __init__(self, signal: str, step: int, marker: str, hook: str = "train_batch_end") -> None:
+    def __init__(self, signal: str, step: int, marker: str, hook: str = "train_batch_end",
+                 to_parent: bool = False) -> None:  # fmt: skip
         self.signal, self.step, self.hook = getattr(signals, signal), step, hook
-        self.marker = Path(marker)
+        self.marker, self.to_parent = Path(marker), to_parent
 
     def _fire(self, trainer: L.Trainer, hook: str) -> None:
         if hook == self.hook and trainer.global_step >= self.step and not self.marker.exists():
             self.marker.touch()
-            os.kill(os.getpid(), self.signal)
+            os.kill(os.getppid() if self.to_parent else os.getpid(), self.signal)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         self._fire(trainer, "train_batch_end")
@@ -71,3 +73,22 @@ class Pause(L.Callback):
         import time
 
         time.sleep(self.seconds)
+
+
+class HookCounter(L.Callback):
+    """Counts its own training batch ends, and at the end of training records, for every callback
+    of the run, the per-batch hooks Lightning will not call (set to None on the instance)."""
+
+    counted: int = 0
+    skipped: dict[str, list[str]] = {}  # noqa: RUF012 (read by the test after the run)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        HookCounter.counted += 1
+
+    def on_train_end(self, trainer: L.Trainer, *args: Any) -> None:
+        from harness.run.hooks import PER_BATCH
+
+        HookCounter.skipped = {
+            type(cb).__name__: [h for h in PER_BATCH if getattr(cb, h) is None]
+            for cb in trainer.callbacks
+        }

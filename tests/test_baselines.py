@@ -68,3 +68,30 @@ def test_the_seeds_stage_replaces_the_grids_run_of_the_same_seed() -> None:
     again.name = "rerun"
     kept = latest_per_seed([grid, run(0, lr=0.1), again, run(1)])
     assert sorted((r.name, r.lr) for r in kept) == [("r0", 0.1), ("r1", 0.01), ("rerun", 0.01)]
+
+
+def test_baselines_are_stored_from_several_sweep_directories(tmp_path: Path, monkeypatch) -> None:
+    """One sweep per problem (`experiment=cpu_digits` narrows the baselines' grid): all stored."""
+    from benchmarks.baselines import main as store
+    from harness.report import baselines
+    from harness.report.records import SweepData
+
+    def stages(source: Path) -> list:
+        problem = Path(source).name
+        runs = [run(0, problem=problem), run(1, problem=problem)]
+        for r in runs:
+            r.params["experiment"] = problem
+        return [("grid", SweepData(problem, "best/val/acc", "maximize", runs, str(source)))]
+
+    monkeypatch.setattr(baselines, "stages", stages)
+    sources = [str(tmp_path / "p1"), str(tmp_path / "p2")]
+    assert store([*sources, "--out", str(tmp_path / "bl"), "--suite", "tiny"]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "bl" / "runs.jsonl").read_text().splitlines()]
+    assert [(b["problem"], b["seed"]) for b in lines] == [
+        ("p1", 0),
+        ("p1", 1),
+        ("p2", 0),
+        ("p2", 1),
+    ]
+    meta = json.loads((tmp_path / "bl" / "meta.json").read_text())
+    assert all(s in meta["command"] for s in sources)

@@ -77,15 +77,20 @@ def test_submitit_requeues_into_the_same_run_directory_and_resumes(tmp_path: Pat
     assert marker.exists()
     (sweep,) = (tmp_path / "sweep").iterdir()  # one sweep directory: the requeued job found it
     run_dir = sweep / "0"
-    logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
+    assert_requeued_and_resumed(sweep / ".submitit", run_dir, steps=12)
+
+
+def assert_requeued_and_resumed(submitit_dir: Path, run_dir: Path, steps: int) -> None:
+    """submitit requeued the job; the run resumed from last.ckpt, each training step logged once."""
+    logs = "".join(p.read_text() for p in submitit_dir.glob("*/*_log.*"))
     assert "Requeued job" in logs
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["status"] == "finished" and results["steps"] == 12
+    assert results["status"] == "finished" and results["steps"] == steps
     assert results["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
     rows = logged_rows(run_dir / "metrics.csv")
     train_steps = Counter(step for (step, names), n in rows.items() for _ in range(n)
                           if "train/loss" in names)  # fmt: skip
-    assert sorted(train_steps) == list(range(12)) and set(train_steps.values()) == {1}
+    assert sorted(train_steps) == list(range(steps)) and set(train_steps.values()) == {1}
 
 
 def test_the_slurm_launcher_requeues_and_signals_what_the_harness_holds() -> None:

@@ -415,3 +415,62 @@ def test_sst2_text_classifier_draws_token_saliency_and_confusion(
     (table,) = (run / "files/media/table/pictures").glob("saliency_text_*.table.json")
     rows = json.loads(table.read_text())["data"]
     assert len(rows) == 5 and all(r[0] in ("negative", "positive") for r in rows)
+
+
+def test_diagnostics_log_straight_to_the_loggers_one_row_a_logging_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lightning's self.log costs ~0.4 ms a call and every key it holds is walked again each step.
+    names: list[str] = []
+    log = L.LightningModule.log
+    monkeypatch.setattr(L.LightningModule, "log", lambda self, name, *a, **k: names.append(name) or log(self, name, *a, **k))  # fmt: skip
+    cfg = compose(["data=digits", "model=mlp", "logger.wandb=null", "callbacks=sweep", "trainer.max_epochs=-1",
+                   "trainer.max_steps=4", "trainer.log_every_n_steps=2", "trainer.enable_progress_bar=false",
+                   "trainer.limit_val_batches=2", "test=false"])  # fmt: skip
+    results = recipe.train(cfg, tmp_path)
+    assert not [n for n in names if n.startswith(("optim/", "perf/"))]
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    steps = {k: [int(r["step"]) for r in rows if r.get(k)] for k in ("train/loss", "optim/update_ratio/head", "perf/peak_rss_mb")}  # fmt: skip
+    assert steps == {k: [1, 3] for k in steps}  # at the steps Lightning writes its own row
+    assert results["optim/state_per_param"] == pytest.approx(2.0, abs=0.01)  # AdamW's two
+
+
+def test_a_count_draws_where_and_as_matplotlib_draws_the_same_text() -> None:
+    # figures.Count draws numbers from cached digit images (a Text is laid out anew every draw).
+    from matplotlib.text import Text
+
+    def ink(make) -> np.ndarray:  # type: ignore[no-untyped-def]
+        fig = figures._figure(1, 0.5, layout=None)
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_axis_off()
+        ax.add_artist(make(0.5, 0.5, "1207", fontsize=7, ha="center", va="center"))
+        fig.canvas.draw()
+        return 255 - np.asarray(fig.canvas.buffer_rgba())[..., 0].astype(float)  # (H, W)
+
+    ours, theirs = ink(figures.Count), ink(Text)
+
+    def centre(a: np.ndarray) -> np.ndarray:  # (row, column) of the ink's centre of mass
+        rows, columns = np.indices(a.shape)
+        return np.array([(a * rows).sum(), (a * columns).sum()]) / a.sum()
+
+    assert np.abs(centre(ours) - centre(theirs)).max() < 1.5  # pixels
+    assert ours.sum() == pytest.approx(theirs.sum(), rel=0.1)
+
+
+def test_no_picture_is_drawn_twice_for_the_same_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The last epoch's drawing is also the end of training's: drawn once, as is the test's.
+    from collections import Counter
+
+    from diagnostics import publish
+
+    drawn: Counter = Counter()
+    keep = publish.publish_figure
+    monkeypatch.setattr(publish, "publish_figure", lambda t, name, kind, fig: drawn.update([(name, kind)]) or keep(t, name, kind, fig))  # fmt: skip
+    cfg = compose(["data=digits", "model=cnn", "logger.wandb=null", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
+                   "trainer.limit_test_batches=1", "trainer.enable_progress_bar=false", "callbacks.predictions.every_n_epochs=1",
+                   "callbacks.saliency.every_n_epochs=1", "callbacks.saliency.ig_steps=2"])  # fmt: skip
+    assert recipe.train(cfg, tmp_path)["status"] == "finished"
+    assert set(drawn.values()) == {1} and len(drawn) == 2 * 4 + 2, drawn

@@ -192,3 +192,17 @@ def test_redaction_of_values() -> None:
     assert secret_values(env) == [SECRET]  # by name; too-short values would mask ordinary text
     nested = {"a": [f"x{SECRET}y", 3], "b": {"c": SECRET}}
     assert redact(nested, [SECRET]) == {"a": ["x***y", 3], "b": {"c": "***"}}
+
+
+def test_the_guard_keeps_few_losses_between_reads_and_reports_the_first_bad_one() -> None:
+    # Losses are kept on the device between the reads (no per-step sync), at most FOLD of them.
+    guard, trainer = StopOnNonFiniteLoss(), _Trainer()
+    trainer.log_every_n_steps = 0  # no logging step: nothing reads the loss but check()
+    for step in range(3 * guard.FOLD):
+        trainer.global_step = step
+        bad = {5: math.nan, 2 * guard.FOLD: math.inf}.get(step, 1.0)
+        guard.on_before_backward(trainer, None, torch.tensor(bad))  # type: ignore[arg-type]
+        assert len(guard.losses) < guard.FOLD
+    with pytest.raises(Diverged, match="loss is nan") as stopped:
+        guard.check(trainer)  # type: ignore[arg-type]
+    assert stopped.value.step == 5

@@ -233,3 +233,14 @@ def test_sigkill_mid_epoch_resumes_the_data_order_when_the_run_has_max_epochs(
     assert results["steps"] == ref_results["steps"] == 40
     for key in ("test/acc", "test/loss", "val/acc", "val/loss", "best", "best_checkpoint"):
         assert results[key] == ref_results[key], key
+
+
+def test_a_checkpoint_from_before_the_train_counts_resumes_its_epoch_accuracy() -> None:
+    # Such checkpoints hold torchmetrics' MulticlassAccuracy states (tp, fp, tn, fn) instead.
+    from lightning_modules.classifier import Classifier
+
+    module = Classifier(torch.nn.Linear(4, 3), optimizer=None, num_classes=3)  # type: ignore[arg-type]
+    states = {"tp": torch.tensor([5]), "fp": torch.tensor([3]), "tn": torch.tensor([13]),
+              "fn": torch.tensor([3])}  # fmt: skip
+    module.on_load_checkpoint({"metric_states": {"train_acc": {"states": states, "updates": 2}}})
+    assert (int(module.train_right), module.train_seen) == (5, 8)

@@ -295,6 +295,10 @@ def test_a_hydra_multirun_directory_is_read_as_a_sweep(tmp_path: Path) -> None:
     assert (sweep.metric, sweep.maximize, len(sweep.runs)) == ("best/val/acc", True, 2)
     assert sweep.command == "python train.py -m optim.lr=0.1,0.01"
     assert sorted(r.params["optim.lr"] for r in sweep.runs) == [0.01, 0.1]
+    for i in range(2, 11):  # jobs in Hydra's order, 2 before 10 (not as text: 0, 1, 10, 2...)
+        (tmp_path / "m" / str(i) / ".hydra").mkdir(parents=True)
+        (tmp_path / "m" / str(i) / ".hydra" / "overrides.yaml").write_text("[]")
+    assert [r.name for r in read_local(tmp_path / "m").runs] == [str(i) for i in range(11)]
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="holds no runs"):
         read_local(tmp_path / "empty")

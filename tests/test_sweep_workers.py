@@ -255,3 +255,14 @@ def test_a_diverging_train_py_run_ends_that_run_only_and_the_sweep_goes_on(
     assert dict(summary.states) == {"diverged": 1, "finished": 1}
     codes = {e["params"]["optim.lr"]: e["exit_code"] for e in runner.ledger.entries.values()}
     assert codes == {"1e30": 3, 0.05: 0}  # YAML reads 1e30 as a string; train.py as a number
+
+
+def test_workers_with_a_submitit_launcher_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys
+) -> None:
+    from harness.sweep.main import main
+
+    sweep = str(ROOT / "tests" / "sweep_files" / "standin_grid.yaml")
+    assert main(["run", sweep, "--out", str(tmp_path / "o"), "--launcher", "local", "--workers", "fork"]) == 2  # fmt: skip
+    assert "--workers is for --launcher process" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -92,3 +92,21 @@ def test_results_and_wandb_config_record_command_versions_hardware(tmp_path: Pat
     meta = config(path)["meta"]
     assert meta["versions"] == results["versions"] and meta["command"] == command
     assert SECRET not in json.dumps(meta)
+
+
+def test_code_diff_is_among_the_offline_wandb_runs_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "code.diff").write_text("+x = 2\n")
+    run = wandb.init(dir=run_dir, project="provenance-test")
+    try:
+        provenance.save_to_wandb(run, run_dir)
+    finally:
+        run.finish()
+    (files,) = run_dir.glob("wandb/offline-run-*/files")
+    assert (files / "code.diff").read_text() == "+x = 2\n"  # uploaded with the run by wandb sync

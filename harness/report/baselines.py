@@ -162,8 +162,8 @@ def with_baselines(sources: list[Path], folder: Path) -> SweepData:
     return mine
 
 
-def write_baselines(source: Path, out: Path, suite: str, command: str) -> Path:
-    """OUT/runs.jsonl and OUT/meta.json from a finished suite sweep SOURCE and its rerun stage.
+def write_baselines(sources: list[Path], out: Path, suite: str, command: str) -> Path:
+    """OUT/runs.jsonl and OUT/meta.json from finished suite sweeps (each with its rerun stage).
     For a shipped suite (harness.suite.SUITES), every run must be of its problems unchanged."""
     import datetime
     import os
@@ -171,21 +171,25 @@ def write_baselines(source: Path, out: Path, suite: str, command: str) -> Path:
 
     import torch
 
-    from harness.run.meta import git_state
+    from harness.rundir.provenance import git_state
     from harness.suite import SUITES
 
-    lines = [baseline_line(r, stage) for stage, sweep in stages(Path(source)) for r in sweep.runs]
-    if not lines:
-        raise ConfigError(f"{source}: no runs to store")
     known = SUITES.get(suite)
-    for b in lines:
-        if b["hash"] is None:
-            raise ConfigError(f"{source}: a run of {b['task']} recorded no problem hash")
-        if known is not None and known.problems.get(b["problem"] or "") != b["hash"]:
-            raise ConfigError(
-                f"{source}: {b['problem'] or b['task']} (definition {b['hash']}) is not a problem of "
-                f"suite {suite} as defined in harness/suite.py; store it under another --suite name"
-            )
+    lines = []
+    for source in map(Path, sources):
+        stored = [baseline_line(r, stage) for stage, sweep in stages(source) for r in sweep.runs]
+        if not stored:
+            raise ConfigError(f"{source}: no runs to store")
+        for b in stored:
+            if b["hash"] is None:
+                raise ConfigError(f"{source}: a run of {b['task']} recorded no problem hash")
+            if known is not None and known.problems.get(b["problem"] or "") != b["hash"]:
+                raise ConfigError(
+                    f"{source}: {b['problem'] or b['task']} (definition {b['hash']}) is not a "
+                    f"problem of suite {suite} as defined in harness/suite.py; store it under "
+                    "another --suite name"
+                )
+        lines += stored
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     body = "".join(json.dumps(b, sort_keys=True) + "\n" for b in lines)

@@ -14,13 +14,13 @@ import yaml
 
 from harness.errors import ConfigError
 from harness.report.records import RunRecord, SweepData, status_from_losses, task_name
-from harness.rundir.layout import HYDRA_DIR
+from harness.rundir.layout import HYDRA_DIR, RESULTS_FILE
 from harness.rundir.metrics import read_history
-from harness.rundir.results import read_results
+from harness.rundir.results import read_results, read_status
 from harness.sweep.ledger import Ledger
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError):
@@ -91,12 +91,19 @@ def read_local(out: Path) -> SweepData:
 
 
 def _is_run(path: Path) -> bool:
-    return (path / "results.json").is_file() or (path / ".hydra" / "overrides.yaml").is_file()
+    return (path / RESULTS_FILE).is_file() or (path / HYDRA_DIR / "overrides.yaml").is_file()
+
+
+def _job_order(path: Path) -> tuple[int, str]:
+    """Hydra's job number (OUT/0 ... OUT/10, compared as numbers), other names after."""
+    return (int(path.name), "") if path.name.isdigit() else (1 << 62, path.name)
 
 
 def _read_runs(out: Path) -> SweepData:
     """A Hydra multirun directory (OUT/0, OUT/1 ...) or one run directory."""
-    dirs = [out] if _is_run(out) else sorted(p for p in out.iterdir() if _is_run(p))
+    dirs = (
+        [out] if _is_run(out) else sorted((p for p in out.iterdir() if _is_run(p)), key=_job_order)
+    )
     if not dirs:
         raise ConfigError(
             f"{out} holds no runs: give a sweep.py directory (sweep.json), a train.py -m "
@@ -104,12 +111,9 @@ def _read_runs(out: Path) -> SweepData:
         )
     runs = []
     for d in dirs:
-        overrides = yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text() or "[]") if (d / ".hydra" / "overrides.yaml").is_file() else []  # fmt: skip
+        overrides = _read_yaml(d / HYDRA_DIR / "overrides.yaml") or []
         params = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in overrides)}
-        try:
-            state = json.loads((d / "results.json").read_text())["status"]
-        except (OSError, ValueError, KeyError):
-            state = "failed"  # the job died before writing its results
+        state = read_status(d) or "failed"  # no results.json: the job died before writing it
         runs.append(
             read_run(d, {"key": d.name, "params": params, "overrides": overrides, "state": state})
         )

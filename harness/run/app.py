@@ -85,11 +85,11 @@ def locked_run_dir(run_dir: Path, cfg: Any) -> tuple[Any, Path | None, bool]:
     refused, naming the first's PID, before it has written anything (an OS lock: the kernel
     releases it when the holder dies, even by kill -9)."""
     from harness.run.resume import check_run_dir, restarts
-    from harness.rundir.lock import take
+    from harness.rundir.lock import refuse_if_held, take
 
     if not first_process():  # a DDP rank or node Lightning started: rank zero holds the lock
         return _NoLock(), check_run_dir(run_dir, cfg), False  # and logs: nothing to replay here
-    refuse_if_held(run_dir)
+    refuse_if_held(run_dir, "run directory", hint=IN_USE_HINT)  # writes nothing
     check_run_dir(run_dir, cfg)  # checked before the lock file is made: a refusal writes nothing
     lock = take(run_dir, "run directory", hint=IN_USE_HINT)
     try:
@@ -114,27 +114,6 @@ def first_process() -> bool:
 class _NoLock:
     def release(self) -> None:
         pass
-
-
-def refuse_if_held(run_dir: Path) -> None:
-    """InUse if another process holds the run directory's lock; writes nothing (a shared lock,
-    tried and dropped, on the lock file if there is one)."""
-    import fcntl
-
-    from harness.rundir.lock import LOCK_FILE, InUse, _holder
-
-    path = run_dir / LOCK_FILE
-    if not path.is_file():
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        pid = _holder(fd)
-        by = f"process {pid}" if pid else "another process"
-        raise InUse(f"run directory {run_dir} is in use by {by}; {IN_USE_HINT}", pid) from None
-    finally:
-        os.close(fd)
 
 
 def hydra_job(cfg: Any) -> float | None:

@@ -133,6 +133,7 @@ def build_trainer(
     from harness.run import callbacks as cb
     from harness.run.best import BestMetrics
     from harness.run.checkpoint_io import AtomicCheckpointIO
+    from harness.run.hooks import skip_unused_hooks
     from harness.run.progress import ProgressBar
 
     ckpt_dir = run_dir / CHECKPOINT_DIR
@@ -169,4 +170,5 @@ def build_trainer(
         plugins=[AtomicCheckpointIO(), *requeue.cluster_plugins()],
         default_root_dir=str(run_dir),
     )
+    skip_unused_hooks(trainer.callbacks)  # with those Lightning added (summary, checkpoints)
     return trainer, kept

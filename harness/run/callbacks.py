@@ -152,43 +152,57 @@ class StopOnNonFiniteLoss(L.Callback):
     was not finite, and no checkpoint taken after that step is ever written: the last good one is
     kept.
 
-    The loss is watched on the device (no host sync) and read on the steps the loggers write
-    (trainer.log_every_n_steps, which read the loss then anyway), before validation, before each
-    checkpoint and at the end of training: a per-step read would stall a GPU every step. With
-    log_every_n_steps=1 the bad step itself is never taken; otherwise the optimizer may take up to
-    log_every_n_steps - 1 more steps on non-finite gradients before the run stops. Under DDP every
-    rank reads the earliest bad step of any rank, so all stop together."""
+    Each step's loss is kept on the device (no host sync, no kernel) and read on the steps the
+    loggers write (trainer.log_every_n_steps, which read the loss then anyway), before validation,
+    before each checkpoint and at the end of training, and every FOLD steps in between so that few
+    are kept: a per-step read would stall a GPU every step. With log_every_n_steps=1 the bad step
+    itself is never taken; otherwise the optimizer may take up to log_every_n_steps - 1 more steps
+    on non-finite gradients before the run stops. Under DDP every rank reads the earliest bad step
+    of any rank, so all stop together."""
 
     NONE = torch.iinfo(torch.long).max  # "no bad step" in the cross-rank minimum
+    FOLD = 256  # losses kept at most between two reads (one host sync per FOLD steps at worst)
 
     def __init__(self) -> None:
-        self.first_bad: torch.Tensor | None = None  # () int64: step of the first bad loss, or NONE
-        self.bad_loss: torch.Tensor | None = None  # () float: that loss
+        self.losses: list[torch.Tensor] = []  # () each, detached, since the last read
+        self.steps: list[int] = []  # the global step of each
+        self.first_bad: tuple[int, float] | None = None  # (step, loss) of the first bad loss read
+        self.trained = False  # a training step has run (before it, check() has nothing to read)
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss) -> None:
-        loss = loss.detach().float()
-        if self.first_bad is None or self.first_bad.device != loss.device:
-            self.first_bad = torch.full((), self.NONE, dtype=torch.long, device=loss.device)
-            self.bad_loss = torch.zeros((), device=loss.device)
-        new = ~torch.isfinite(loss) & (self.first_bad == self.NONE)
-        self.first_bad = torch.where(new, trainer.global_step, self.first_bad)
-        self.bad_loss = torch.where(new, loss, self.bad_loss)
+        self.losses.append(loss.detach())
+        self.steps.append(trainer.global_step)
+        self.trained = True
         if is_logging_step(trainer):  # the batch that completes a logging step: one read, no
             self.check(trainer)  # per-micro-batch sync under gradient accumulation
+        elif len(self.losses) >= self.FOLD:
+            self._read()
+
+    def _read(self) -> None:
+        """Read the kept losses (one host sync) into first_bad, and drop them."""
+        losses, steps, self.losses, self.steps = self.losses, self.steps, [], []
+        if self.first_bad is not None or not losses:
+            return
+        values = torch.stack(losses).float()  # (n,)
+        bad = ~torch.isfinite(values)
+        if bad.any():
+            i = int(bad.int().argmax())  # the first bad one
+            self.first_bad = (steps[i], float(values[i]))
 
     def check(self, trainer: L.Trainer | None = None) -> None:
         """Raise Diverged if some rank has seen a non-finite loss. Every rank calls this at the
         same points (it is a collective under DDP)."""
-        if self.first_bad is None:  # no training step yet, on any rank
+        if not self.trained:  # no training step yet, on any rank
             return
-        first = self.first_bad
+        self._read()
+        step = self.NONE if self.first_bad is None else self.first_bad[0]
         if trainer is not None and getattr(trainer, "world_size", 1) > 1:
-            first = trainer.strategy.reduce(first.clone(), reduce_op="min")
-        step = int(first)
+            first = torch.tensor(step, dtype=torch.long, device=trainer.strategy.root_device)
+            step = int(trainer.strategy.reduce(first, reduce_op="min"))
         if step == self.NONE:
             return
-        if step == int(self.first_bad):
-            raise Diverged(step, f"the training loss is {float(self.bad_loss)}")
+        if self.first_bad is not None and step == self.first_bad[0]:
+            raise Diverged(step, f"the training loss is {self.first_bad[1]}")
         raise Diverged(step, "the training loss of another process is not finite")
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -233,9 +233,9 @@ def evaluate(rebuilt: Rebuilt, split: str, ckpt_path: Path, run_dir: Path) -> di
     import lightning as L
 
     from harness.run.best import metrics_of
-    from harness.run.meta import git_state
     from harness.run.progress import ProgressBar
     from harness.run.recipe import plain_config
+    from harness.rundir.provenance import git_state
     from harness.rundir.results import write_results
     from harness.tracking import wandb as wandb_run
     from harness.tracking.loggers import make_loggers, update_summary

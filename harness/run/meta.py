@@ -1,33 +1,13 @@
-"""What a run records about itself beside its metrics: the code it ran (git), the options it
+"""What a run records about itself beside its metrics: the options it
 picked and the overrides it was given (from the current HydraConfig), its size and where it is."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from harness.rundir.provenance import provenance
 from harness.rundir.secrets import redact
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-
-
-def git_state() -> dict[str, Any]:
-    """The commit the code came from and whether it had uncommitted changes (None outside git)."""
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(
-                ["git", "-C", str(PROJECT_DIR), *args], capture_output=True, text=True, timeout=10
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
 def run_overrides() -> list[str]:

@@ -81,6 +81,25 @@ def hold(
         lock.release()
 
 
+def refuse_if_held(folder: str | Path, what: str, *, hint: str = "", name: str = LOCK_FILE) -> None:
+    """InUse (as take's) if another process holds folder's lock; writes nothing: a shared lock
+    on the lock file, if there is one, tried and dropped at once."""
+    path = Path(folder) / name
+    if not path.is_file():
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = _holder(fd)
+        by = f"process {pid}" if pid else "another process"
+        raise InUse(
+            f"{what} {folder} is in use by {by}{'; ' + hint if hint else ''}", pid
+        ) from None
+    finally:
+        os.close(fd)
+
+
 def _holder(fd: int) -> int | None:
     deadline = time.monotonic() + PID_WAIT_S
     while True:

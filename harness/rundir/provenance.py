@@ -94,6 +94,16 @@ def _new_file_diff(name: str, project_dir: Path) -> str:
     return out.stdout if out.returncode == 1 else ""
 
 
+def git_state(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
+    """The commit and whether tracked files differ from it, without the diff (None outside git)."""
+    commit = _git("rev-parse", "HEAD", cwd=project_dir)
+    status = (
+        _git("status", "--porcelain", "--untracked-files=no", cwd=project_dir) if commit else None
+    )
+    return {"commit": commit.strip() if commit else None,
+            "dirty": bool(status.strip()) if status is not None else None}  # fmt: skip
+
+
 def code_state(run_dir: Path, project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     """The commit, whether the tree differs from it, and then the diff (tracked files against the
     commit, staged or not, and new files git does not ignore) saved as RUN_DIR/code.diff:

@@ -15,14 +15,15 @@ from harness.report.analysis import BY, REL_TOLERANCE
 
 EPILOG = """examples:
   python sweep.py run sweeps/optim_lr_digits.yaml --jobs 2 --out runs/digits trainer.max_epochs=2
+  python sweep.py run sweeps/optim_lr_digits.yaml --out runs/digits --launcher slurm --slurm partition=gpu
   python sweep.py report runs/digits                 # writes runs/digits/report/report.{md,html}
   python sweep.py report ENTITY/PROJECT/SWEEP_ID --out report/   # an online sweep, by W&B's API
   python -m harness.tracking.wandb_sync --run runs/digits/runs/*  # upload the offline runs"""
 
 
 WORKERS = ("fork", "process")
-WORKERS_HELP = ("fork (default): fork each run from a server that has imported torch, Lightning "
-                "and W&B once (GPU runs start as processes); process: each run is `python "
+WORKERS_HELP = ("runs here: fork (default) forks each from a server that has imported torch, "
+                "Lightning and W&B once (GPU runs start as processes); process: each is `python "
                 "train.py ...`")  # fmt: skip
 
 
@@ -38,11 +39,18 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("sweep", type=Path, help="a W&B sweep file, e.g. sweeps/optim_lr_digits.yaml")
     run.add_argument("overrides", nargs="*", help="KEY=VALUE overrides for every run")
     run.add_argument("--out", type=Path, required=True, help="the sweep directory (resumes it)")
-    run.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
+    run.add_argument("--jobs", type=int, help="runs at once (default 1; --launcher slurm: "
+                     "array_parallelism, 64 in conf/hydra/launcher/slurm.yaml)")  # fmt: skip
+    run.add_argument("--launcher", choices=("process", "slurm", "local"), default="process",
+                     help="process: child processes here (default); slurm: one SLURM job per "
+                     "run, through submitit; local: submitit's local executor (docs/cluster.md)")  # fmt: skip
+    run.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                     help="a setting of hydra/launcher=slurm for the jobs (partition, timeout_min, "
+                     "gpus_per_node ...; default conf/hydra/launcher/slurm.yaml); repeatable")  # fmt: skip
     run.add_argument("--count", type=int, help="at most this many runs (random/bayes: needed "
                      "unless the file sets run_cap)")  # fmt: skip
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
-    run.add_argument("--workers", choices=WORKERS, default="fork", help=WORKERS_HELP)
+    run.add_argument("--workers", choices=WORKERS, help=WORKERS_HELP)
     rep = sub.add_parser("report", help="tables and plots of a sweep's runs (Markdown + HTML)")
     rep.add_argument("sources", nargs="+", help="sweep directories and/or W&B sweep paths "
                      "ENTITY/PROJECT/ID; several are compared in one report")  # fmt: skip
@@ -92,11 +100,17 @@ def _run(args: argparse.Namespace) -> int:
     from harness.sweep.runner import Runner
     from harness.sweep.spec import load_spec
 
-    with _workers(args.workers, args.jobs) as workers:
-        runner = Runner(
-            load_spec(args.sweep), args.out, jobs=args.jobs, extra=args.overrides,
-            count=args.count, start=workers and workers.start,
-        )  # fmt: skip
+    spec = load_spec(args.sweep)
+    start, jobs = None, args.jobs
+    if args.launcher != "process" or args.slurm:
+        if args.workers is not None:
+            raise ConfigError("--workers is for --launcher process (runs here): a submitit job "
+                              "starts its run as python train.py")  # fmt: skip
+        start, jobs = _launcher(args, spec.name)
+    jobs = 1 if jobs is None else jobs
+    with _workers("process" if start else args.workers or "fork", jobs) as workers:
+        runner = Runner(spec, args.out, jobs=jobs, extra=args.overrides, count=args.count,
+                        start=start or (workers and workers.start))  # fmt: skip
         if workers:
             workers.open()  # it imports while the runner checks the runs
         summary = runner.run()
@@ -131,6 +145,22 @@ def _workers(kind: str, jobs: int) -> Iterator[Any]:
         yield workers
     finally:
         workers.close()
+
+
+def _launcher(args: argparse.Namespace, name: str):
+    """--launcher slurm|local: the runner's `start` (submitit jobs) and the runs at once."""
+    from harness.sweep import slurm
+    from harness.sweep.ledger import Ledger
+
+    if args.launcher == "process":
+        raise ConfigError("--slurm sets the jobs of a submitit launcher: add --launcher slurm "
+                          "(or local)")  # fmt: skip
+    settings = slurm.settings(args.slurm)
+    slurm.check_resume(Ledger(args.out / "ledger.jsonl").entries, args.launcher)
+    start = slurm.Launcher(args.launcher, args.out / ".submitit" / "%j", settings, name=name)
+    jobs = 1 if args.launcher == "local" else settings["array_parallelism"]
+    jobs = jobs if args.jobs is None else args.jobs
+    return start, jobs
 
 
 def _print_table(name: str, runs_dir: Path) -> None:

@@ -85,8 +85,9 @@ class Runner:
         start: Callable[..., process.Job] | None = None,
     ) -> None:
         """Reads DIR and checks the arguments; writes nothing (run() does, once the runs pass).
-        `start`: how a run starts, with process.start's signature (default process.start, read
-        now: harness.sweep.workers.Workers.start forks it from a warm server instead)."""
+        `start`: how a run starts, process.start's signature (default: a child process here;
+        harness.sweep.workers.Workers: forked from a warm server; harness.sweep.slurm.Launcher:
+        a submitit job, which may also `reattach`)."""
         if jobs < 1:
             raise ConfigError(f"--jobs must be at least 1, got {jobs}")
         self.out, self.jobs = Path(out), jobs
@@ -95,7 +96,7 @@ class Runner:
         self.spec, self.fixed = apply_extra(replace(spec, config=env_refs(spec.config)), self.extra)
         self.cwd = Path(cwd or Path.cwd())
         self.progress = progress
-        self.start = start or process.start
+        self.start = start or process.start  # looked up now: tests patch process.start
         self.count = count
         self.cap = count if count is not None else spec.run_cap
         if spec.method == "bayes" and self.cap is None:
@@ -215,6 +216,8 @@ class Runner:
     def launch(self, params: dict[str, Any], lock: Lock) -> None:
         key = self.key(params)
         run_dir = self.out / "runs" / key
+        if self.reattach(key, params, run_dir, lock):
+            return
         if run_dir.exists():  # an earlier attempt that did not end: start it afresh
             shutil.rmtree(run_dir)
         self.histories.pop(key, None)
@@ -229,7 +232,19 @@ class Runner:
             key, params, self.argv(params, run_dir), run_dir, self.cwd, threads, keep=lock.fd
         )
         self.running[key], self.locks[key] = job, lock
-        self.ledger.record(key, pid=job.proc.pid)
+        self.ledger.record(key, pid=job.proc.pid, **_job_fields(job))
+
+    def reattach(self, key: str, params: dict[str, Any], run_dir: Path, lock: Lock) -> bool:
+        """Watch again a job an earlier runner submitted (--launcher slurm) that is still queued
+        or running, rather than submit the run twice; False when there is none."""
+        entry = self.ledger.entries.get(key, {})
+        again = getattr(self.start, "reattach", None)
+        job = again(key, params, run_dir, entry) if again and entry.get("state") == "running" else None  # fmt: skip
+        if job is None:
+            return False
+        self.running[key], self.locks[key] = job, lock
+        self.ledger.record(key, reattached=True, **_job_fields(job))
+        return True
 
     def end(self, key: str, **fields: Any) -> None:
         """Record how run `key` ended, then let other runners see it."""
@@ -246,7 +261,7 @@ class Runner:
             del self.running[key]
             state = outcome(job.run_dir, code, stopped=job.stop_sent is not None)
             wall = round(time.time() - job.started, 3)
-            self.end(key, state=state, exit_code=code, wall_s=wall)
+            self.end(key, state=state, exit_code=code, wall_s=wall, **_job_fields(job))
             summary.states[state] += 1
             if state == "failed":
                 summary.failures.append(redact(
@@ -360,6 +375,12 @@ class Runner:
             job.proc.wait()
             self.end(key, state="interrupted", exit_code=job.proc.returncode)
         self.running.clear()
+
+
+def _job_fields(job: process.Job) -> dict[str, Any]:
+    """What the ledger records of a submitted run (job id, launcher, scheduler state)."""
+    fields = getattr(job.proc, "ledger_fields", None)
+    return fields() if fields is not None else {}
 
 
 def _sigterm_as_interrupt():
