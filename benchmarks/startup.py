@@ -1,7 +1,8 @@
 """Start-up: the fixed cost every run of a sweep pays, against the cost of importing torch.
 
 - `python -c "import torch"`: the floor any PyTorch program pays.
-- `python train.py --help`: must not import torch at all.
+- `python train.py --help`: must not import torch at all; against a bare `@hydra.main` app's
+  `--help` (issue 15's goal: at most 1.3x).
 - `python train.py data=digits model=cnn ...`: seconds from launching the command to the first
   training step (W&B offline, CSV, checks, data set-up), read by a callback that prints the clock.
 - Where that time goes, phase by phase, measured in a fresh process (`--phases`).
@@ -104,20 +105,37 @@ def phases() -> dict[str, float]:
     return times
 
 
+BARE_APP = """import hydra
+
+@hydra.main(version_base=None, config_path=None)
+def main(cfg):
+    pass
+
+if __name__ == "__main__":
+    main()
+"""
+
+
 def main(repeats: int = 3) -> dict[str, Any]:
     env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    bare = Path(tempfile.mkdtemp(prefix="bare-hydra-")) / "app.py"
+    bare.write_text(BARE_APP)
     times = interleaved(
         {
             "import torch": lambda: wall([PYTHON, "-c", "import torch"]),
             "--help": lambda: wall([PYTHON, "train.py", "--help"]),
+            "bare --help": lambda: wall([PYTHON, str(bare), "--help"]),
             "first step": first_step_seconds,
         },
         repeats,
     )
     help_ratio = paired_ratio(times["--help"], times["import torch"])
+    bare_ratio = paired_ratio(times["--help"], times["bare --help"])
     step_ratio = paired_ratio(times["first step"], times["import torch"])
     print(f"python -c 'import torch': {summary(times['import torch'])} s")
-    print(f"python train.py --help: {summary(times['--help'])} s ({help_ratio:.2f}x import torch)")
+    print(f"python train.py --help: {summary(times['--help'])} s ({help_ratio:.2f}x import torch, "
+          f"{bare_ratio:.2f}x a bare @hydra.main app's --help, {summary(times['bare --help'])} s; "
+          "goal <= 1.3x)")  # fmt: skip
     print(f"train.py to its first training step (digits, CNN, W&B offline): "
           f"{summary(times['first step'])} s ({step_ratio:.2f}x import torch)")  # fmt: skip
     out = subprocess.run([PYTHON, "-m", "benchmarks.startup", "--phases"], cwd=ROOT,
@@ -126,7 +144,8 @@ def main(repeats: int = 3) -> dict[str, Any]:
     print("where the time goes (one fresh process):")
     for name, seconds in breakdown.items():
         print(f"  {seconds:7.3f} s  {name}")
-    return {**times, "help_ratio": help_ratio, "first_step_ratio": step_ratio, "phases": breakdown}
+    return {**times, "help_ratio": help_ratio, "help_bare_ratio": bare_ratio,
+            "first_step_ratio": step_ratio, "phases": breakdown}  # fmt: skip
 
 
 if __name__ == "__main__":
