@@ -4,6 +4,7 @@ uncommitted changes as RUN_DIR/code.diff, with secrets masked; in results.json a
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,19 +95,23 @@ def test_results_and_wandb_config_record_command_versions_hardware(tmp_path: Pat
     assert SECRET not in json.dumps(meta)
 
 
-def test_code_diff_is_among_the_offline_wandb_runs_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import wandb
-
-    monkeypatch.setenv("WANDB_MODE", "offline")
+@pytest.mark.slow  # starts a process
+def test_code_diff_is_among_the_offline_wandb_runs_files(tmp_path: Path) -> None:
+    """In a process of its own: W&B's service in a test worker that ran other W&B tests before
+    can be slow to answer (a 90 s init timeout was seen in a full suite)."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "code.diff").write_text("+x = 2\n")
-    run = wandb.init(dir=run_dir, project="provenance-test")
-    try:
-        provenance.save_to_wandb(run, run_dir)
-    finally:
-        run.finish()
+    script = (
+        "import sys, wandb\n"
+        "from pathlib import Path\n"
+        "from harness.rundir import provenance\n"
+        "run = wandb.init(dir=sys.argv[1], project='provenance-test')\n"
+        "provenance.save_to_wandb(run, Path(sys.argv[1]))\n"
+        "run.finish()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    subprocess.run([sys.executable, "-c", script, str(run_dir)], cwd=ROOT, check=True, timeout=300,
+                   env={**env, "WANDB_MODE": "offline", "WANDB_SILENT": "true"})  # fmt: skip
     (files,) = run_dir.glob("wandb/offline-run-*/files")
     assert (files / "code.diff").read_text() == "+x = 2\n"  # uploaded with the run by wandb sync
