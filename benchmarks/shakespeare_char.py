@@ -145,6 +145,7 @@ def main() -> None:
         f"harness / plain throughput: {ratio['wall']:.3f} by wall time, {ratio['cpu']:.3f} by CPU time"
     )
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no results/
         record = {"overrides": overrides, "threads": args.threads, "tokens": tokens, "runs": runs}
         Path(args.out).write_text(
             json.dumps({**record, "throughput_ratio": ratio}, indent=2) + "\n"
