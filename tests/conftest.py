@@ -1,11 +1,18 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures import write_cifar10, write_mnist, write_text_datasets
+
+# Started in the background by a shell without job control (`(pytest &)`, some CI runners), the
+# tests would have SIGINT ignored, and so would every train.py they start: the Ctrl-C tests would
+# test nothing. They run as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("WANDB_MODE", "disabled")  # tests never talk to W&B unless they ask

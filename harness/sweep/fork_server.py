@@ -67,8 +67,17 @@ def unsafe_to_fork() -> str | None:
     return None
 
 
+# What a fresh `python train.py` started by the runner would have for SIGINT: Python's own
+# KeyboardInterrupt handler, unless SIGINT came ignored (a job started in the background by a
+# shell without job control), which Python and its children then keep.
+RUN_SIGINT: Any = signal.default_int_handler
+
+
 def main(argv: list[str]) -> int:
+    global RUN_SIGINT
     sock = socket.socket(fileno=int(argv[0]))
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        RUN_SIGINT = signal.SIG_IGN
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the runs; the runner ends this
     with warnings.catch_warnings():  # each run would say them: the server has no log
         warnings.simplefilter("ignore")
@@ -141,7 +150,7 @@ def _env_differs(env: dict[str, str]) -> str | None:
 def child(request: dict[str, Any], parent: int, close: list[int], temps: list) -> int:
     """In the forked child: become the run's own process, then run its program."""
     _die_with_parent(parent)  # SIGTERM when the server dies (it dies with the runner)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, RUN_SIGINT)
     for fd in close:
         os.close(fd)
     log = os.open(Path(request["run_dir"]) / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
