@@ -12,11 +12,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
 from torchmetrics.utilities.compute import _safe_divide
 
 from lightning_modules.base import TrainingModule
+from lightning_modules.means import WeightedMean
 from optim.factory import OptimizerFactory, SchedulerFactory
 
 
@@ -64,10 +65,9 @@ class Classifier(TrainingModule):
         self.test_metrics = metrics.clone(prefix="test/")
         # The mean loss over every sample of the split, summed across DDP ranks exactly. (Lightning's
         # self.log(..., sync_dist=True) divides the summed sample count by the world size in integer
-        # arithmetic, which is off when the split does not divide evenly between ranks.) "disable":
-        # its NaN check would read the values on the host every step; a NaN loss stays visible.
-        self.val_loss = MeanMetric(nan_strategy="disable")
-        self.test_loss = MeanMetric(nan_strategy="disable")
+        # arithmetic, which is off when the split does not divide evenly between ranks.)
+        self.val_loss = WeightedMean()
+        self.test_loss = WeightedMean()
 
     def forward(self, x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         # Images come as one tensor; sentences as (tokens, lengths).
@@ -106,7 +106,7 @@ class Classifier(TrainingModule):
             self.train_seen = counts[1]
 
     def _evaluate(
-        self, batch: Any, split: str, metrics: MetricCollection, loss: MeanMetric
+        self, batch: Any, split: str, metrics: MetricCollection, loss: WeightedMean
     ) -> torch.Tensor:
         x, y = batch
         logits = self(x)

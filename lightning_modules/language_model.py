@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import WandbLogger
 from torch import nn
-from torchmetrics import MeanMetric
 
 from datamodules.tensor_loader import derive_seed
 from harness.numbers import is_int
 from lightning_modules.base import TrainingModule
+from lightning_modules.means import WeightedMean
 from optim.factory import OptimizerFactory, SchedulerFactory
 
 
@@ -77,9 +77,8 @@ class LanguageModel(TrainingModule):
         self.vocab = list(vocab)
         self.block_size, self.char_level = block_size, char_level
         self.samples, self.sample_length, self.temperature = samples, sample_length, temperature
-        # "disable": the NaN check would read every batch's value on the host; a NaN stays visible.
-        self.val_loss = MeanMetric(nan_strategy="disable")
-        self.test_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss = WeightedMean()
+        self.test_loss = WeightedMean()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.net(tokens)  # (B, T, vocab) logits
@@ -102,7 +101,7 @@ class LanguageModel(TrainingModule):
         loss, n = self._loss(batch)
         self.test_loss.update(loss, weight=n)
 
-    def _log_split(self, split: str, metric: MeanMetric) -> None:
+    def _log_split(self, split: str, metric: WeightedMean) -> None:
         loss = metric.compute()  # summed across processes
         metric.reset()
         self.log(f"{split}/loss", loss, prog_bar=split == "val")

@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanMetric
 
 from datamodules.tensor_loader import derive_seed
 from lightning_modules.base import TrainingModule
+from lightning_modules.means import WeightedMean
 from optim.factory import OptimizerFactory, SchedulerFactory
 
 IGNORE = -100  # F.cross_entropy's ignore_index: positions that were not chosen
@@ -50,7 +50,7 @@ class MaskedLM(TrainingModule):
         self.vocab_size, self.mask_index, self.mask_prob = vocab_size, mask_index, mask_prob
         self.metrics = nn.ModuleDict(
             {
-                f"{split}_{name}": MeanMetric(nan_strategy="disable")  # no host read per batch
+                f"{split}_{name}": WeightedMean()
                 for split in ("val", "test")
                 for name in ("loss", "acc")
             }

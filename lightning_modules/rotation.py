@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_modules.base import TrainingModule
+from lightning_modules.means import WeightedMean
 from optim.factory import OptimizerFactory, SchedulerFactory
 
 ROTATIONS = 4  # label k means rotated by k * 90 degrees, counter-clockwise
@@ -54,9 +54,7 @@ class RotationPrediction(TrainingModule):
         self.train_acc = MulticlassAccuracy(ROTATIONS, average="micro")
         self.val_acc = MulticlassAccuracy(ROTATIONS, average="micro")
         self.test_acc = MulticlassAccuracy(ROTATIONS, average="micro")
-        self.eval_loss = nn.ModuleDict(
-            {split: MeanMetric(nan_strategy="disable") for split in ("val", "test")}
-        )
+        self.eval_loss = nn.ModuleDict({split: WeightedMean() for split in ("val", "test")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # (B, 4) rotation logits

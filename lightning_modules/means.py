@@ -1,0 +1,32 @@
+"""The exact mean of an evaluation split: every val/ and test/ mean a module logs goes through here.
+
+Not torchmetrics' MeanMetric: with nan_strategy="disable" (1.9.0) it replaces the weight by ones,
+and its other strategies read every batch's values on the host to look for NaNs. Here a NaN
+stays in the sum, so a diverged model's loss shows as NaN; the sums add across DDP ranks.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics import Metric
+
+
+class WeightedMean(Metric):
+    """sum(value * weight) / sum(weight) over every update (weight 1 when not given)."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The names MeanMetric's states had: checkpoints written before keep loading.
+        self.add_state("mean_value", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("weight", default=torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, value: torch.Tensor, weight: float | torch.Tensor = 1.0) -> None:
+        value = torch.as_tensor(value, dtype=torch.float32, device=self.device)
+        weight = torch.as_tensor(weight, dtype=torch.float32, device=self.device)
+        self.mean_value += (value * weight).sum()
+        self.weight += torch.broadcast_to(weight, value.shape).sum()
+
+    def compute(self) -> torch.Tensor:
+        return self.mean_value / self.weight
