@@ -46,6 +46,16 @@ def test_best_setting_is_the_best_mean_among_settings_that_never_diverged() -> N
     assert analysis.mean_std(best.finals("val/acc")) == pytest.approx((0.91, 0.01414), abs=1e-4)
 
 
+def test_a_rerun_setting_is_not_outranked_by_one_lucky_seed_of_the_grid() -> None:
+    # DeepOBS: the grid's best (seed 0) is run on more seeds, and its mean is the result. A grid
+    # neighbour's single seed above that mean is the winner's curse, not a better setting.
+    runs = [_run("a/m", "adam", 0.001, s, accs=(0.5, 0.8, 0.84 - 0.005 * s)) for s in range(10)]
+    runs.append(_run("a/m", "adam", 0.00316, 0, accs=(0.5, 0.8, 0.838)))
+    items = analysis.settings(_sweep(runs))["a/m"]["adam"]
+    best = analysis.best_setting(items, "val/acc", True)
+    assert best.lr == 0.001 and len(best.finals("val/acc")) == 10
+
+
 def test_time_to_target_and_performance_profile() -> None:
     fast = _run("a/m", "adam", 0.001, 0, accs=(0.9, 0.95, 0.96))
     slow = _run("a/m", "sgd", 0.1, 0, accs=(0.5, 0.9, 0.96))

@@ -3,7 +3,8 @@
 - a run's score: its monitored metric at its best validation, best/<monitor> (the checkpoint that
   is tested); `by="final"` uses the last validation's value instead;
 - best setting per (task, optimizer): the setting (learning rate ...) with the best mean score over
-  its seeds, among settings none of whose seeds diverged (DeepOBS picks the same way);
+  its seeds, among settings none of whose seeds diverged and, of those, the ones run on the most
+  seeds (after `sweep.py rerun`, the re-run setting: DeepOBS picks the same way);
 - time to target (AlgoPerf-style): the first validation at which a run's metric reaches the task's
   target, in optimizer steps and in wall-clock seconds of training (perf/train_s, validation
   included). An optimizer's time on a task is its fastest setting's median over seeds (AlgoPerf:
@@ -98,13 +99,17 @@ def settings(sweep: SweepData) -> dict[str, dict[str, list[Setting]]]:
 
 
 def best_setting(items: list[Setting], metric: str, maximize: bool) -> Setting | None:
+    """Clean settings first, then those run on the most seeds (a rerun's setting against the
+    grid's single seeds: one lucky seed must not outrank a ten-seed mean), then the best mean."""
     sign = 1 if maximize else -1
     scored = [
-        (s.clean, sign * statistics.fmean(s.finals(metric)), s) for s in items if s.finals(metric)
+        (s.clean, len(s.runs), sign * statistics.fmean(s.finals(metric)), s)
+        for s in items
+        if s.finals(metric)
     ]
     if not scored:
         return None
-    return max(scored, key=lambda t: (t[0], t[1]))[2]
+    return max(scored, key=lambda t: t[:3])[3]
 
 
 def default_target(per_opt: dict[str, list[Setting]], metric: str, maximize: bool) -> float | None:

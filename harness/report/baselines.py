@@ -141,7 +141,7 @@ def protocol_note(meta: dict[str, Any], folder: Path, tasks: list[str]) -> str:
         f"{meta.get('created', '?')}. They are read, not re-run, and drawn only for tasks whose "
         f"problem definition hash equals theirs (here: {', '.join(tasks) or 'none'}). Your runs "
         "are compared by the same rules: the best setting by mean score over seeds, among "
-        "settings none of whose seeds diverged."
+        "settings none of whose seeds diverged, run on the most seeds."
     )
 
 
