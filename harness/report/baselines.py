@@ -198,8 +198,8 @@ def write_baselines(sources: list[Path], out: Path, suite: str, command: str) ->
         "protocol": PROTOCOL,
         "command": command,
         "commit": git_state()["commit"],
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}, "
-        f"Python {platform.python_version()}, torch {torch.__version__}",
+        "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores, "
+        f"{platform.system()}, Python {platform.python_version()}, torch {torch.__version__}",
         "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": len(lines),
     }
@@ -215,3 +215,18 @@ PROTOCOL = (
     "setting of each (task, optimizer), by mean score (best/<task.monitor>) among settings that "
     "did not diverge, run again on seeds 0-9 (sweep.py rerun --seeds 10)."
 )
+
+
+def cpu_model() -> str:
+    """The CPU's name and whether it does bfloat16 natively: torch's Muon orthogonalises in
+    bfloat16, whose CPU kernels round differently by instruction set, so muon's runs repeat
+    exactly only on a CPU of the same kind (the float32 optimizers' repeat on any)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "CPU unknown"
+    names = [
+        line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")
+    ]
+    bf16 = any(f in info.split() for f in ("avx512_bf16", "amx_bf16"))
+    return f"{names[0] if names else 'CPU unknown'} ({'native' if bf16 else 'no native'} bfloat16)"
