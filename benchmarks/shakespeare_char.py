@@ -105,7 +105,8 @@ def harness_run(cfg) -> dict:
     with tempfile.TemporaryDirectory() as run_dir:
         train(cfg, run_dir)
         curve = series(read_history(Path(run_dir)), "val/loss")
-    return {"val/loss": curve[-1][1], "val_curve": curve, **elapsed(clocks)}
+    last = curve[-1][1] if curve else float("nan")  # nan: no validation ran
+    return {"val/loss": last, "val_curve": curve, **elapsed(clocks)}
 
 
 def elapsed(clocks: tuple[float, float]) -> dict[str, float]:

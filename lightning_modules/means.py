@@ -22,9 +22,16 @@ class WeightedMean(Metric):
         self.add_state("mean_value", default=torch.tensor(0.0), dist_reduce_fx="sum")
         self.add_state("weight", default=torch.tensor(0.0), dist_reduce_fx="sum")
 
-    def update(self, value: torch.Tensor, weight: float | torch.Tensor = 1.0) -> None:
+    def update(self, value: torch.Tensor, weight: float | torch.Tensor | None = None) -> None:
         value = torch.as_tensor(value, dtype=torch.float32, device=self.device)
-        weight = torch.as_tensor(weight, dtype=torch.float32, device=self.device)
+        if weight is None or not isinstance(weight, torch.Tensor):
+            # A plain number is a kernel argument: no tensor built, no host-to-device copy (on a
+            # GPU that would wait for the stream at every batch).
+            w = 1.0 if weight is None else float(weight)
+            self.mean_value += value.sum() * w
+            self.weight += value.numel() * w
+            return
+        weight = weight.to(device=self.device, dtype=torch.float32)
         self.mean_value += (value * weight).sum()
         self.weight += torch.broadcast_to(weight, value.shape).sum()
 

@@ -4,6 +4,7 @@ it writes, and reading an online sweep through a stand-in for W&B's public API."
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -54,6 +55,22 @@ def test_a_rerun_setting_is_not_outranked_by_one_lucky_seed_of_the_grid() -> Non
     items = analysis.settings(_sweep(runs))["a/m"]["adam"]
     best = analysis.best_setting(items, "val/acc", True)
     assert best.lr == 0.001 and len(best.finals("val/acc")) == 10
+
+
+def test_a_setting_short_of_a_seed_is_compared_on_the_seeds_it_shares() -> None:
+    # a 3-seed grid cut short (--count, a deleted run): lr 0.01 has seeds 0-1 only
+    runs = [_run("a/m", "sgd", 0.0001, s, accs=(0.1, 0.1, 0.10)) for s in range(3)]
+    runs += [_run("a/m", "sgd", 0.01, s, accs=(0.5, 0.9, 0.95)) for s in range(2)]
+    items = analysis.settings(_sweep(runs))["a/m"]["sgd"]
+    assert analysis.best_setting(items, "val/acc", True).lr == 0.01
+
+
+def test_the_default_target_is_relative_to_the_best_setting_as_chosen() -> None:
+    runs = [_run("a/m", "adam", 0.001, s, accs=(0.5, 0.8, 0.84 - 0.01 * s)) for s in range(10)]
+    runs.append(_run("a/m", "adam", 0.00316, 0, accs=(0.5, 0.8, 0.838)))
+    per_opt = analysis.settings(_sweep(runs))["a/m"]
+    mean = statistics.fmean(0.84 - 0.01 * s for s in range(10))  # the re-run setting's
+    assert analysis.default_target(per_opt, "val/acc", True) == pytest.approx(mean * 0.98)
 
 
 def test_time_to_target_and_performance_profile() -> None:

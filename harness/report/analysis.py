@@ -3,8 +3,8 @@
 - a run's score: its monitored metric at its best validation, best/<monitor> (the checkpoint that
   is tested); `by="final"` uses the last validation's value instead;
 - best setting per (task, optimizer): the setting (learning rate ...) with the best mean score over
-  its seeds, among settings none of whose seeds diverged and, of those, the ones run on the most
-  seeds (after `sweep.py rerun`, the re-run setting: DeepOBS picks the same way);
+  its seeds, among settings none of whose seeds diverged, compared on the seeds they all share
+  (after `sweep.py rerun`, the re-run setting keeps its place: DeepOBS picks the same way);
 - time to target (AlgoPerf-style): the first validation at which a run's metric reaches the task's
   target, in optimizer steps and in wall-clock seconds of training (perf/train_s, validation
   included). An optimizer's time on a task is its fastest setting's median over seeds (AlgoPerf:
@@ -99,28 +99,38 @@ def settings(sweep: SweepData) -> dict[str, dict[str, list[Setting]]]:
 
 
 def best_setting(items: list[Setting], metric: str, maximize: bool) -> Setting | None:
-    """Clean settings first, then those run on the most seeds (a rerun's setting against the
-    grid's single seeds: one lucky seed must not outrank a ten-seed mean), then the best mean."""
-    sign = 1 if maximize else -1
-    scored = [
-        (s.clean, len(s.runs), sign * statistics.fmean(s.finals(metric)), s)
-        for s in items
-        if s.finals(metric)
-    ]
-    if not scored:
+    """Settings none of whose seeds diverged or failed first; among them the best mean over the
+    seeds they all finished (paired: after `sweep.py rerun`, a grid neighbour's one lucky seed
+    does not outrank the re-run setting, which won on seed 0), then the most seeds. The chosen
+    setting is then described by all its seeds."""
+    scored = [s for s in items if s.finals(metric)]
+    pool = [s for s in scored if s.clean] or scored
+    if not pool:
         return None
-    return max(scored, key=lambda t: t[:3])[3]
+    shared = set.intersection(*({seed for seed, _ in _finished(s, metric)} for s in pool))
+    sign = 1 if maximize else -1
+
+    def rank(s: Setting) -> tuple[float, int]:
+        paired = [v for seed, v in _finished(s, metric) if seed in shared] or s.finals(metric)
+        return sign * statistics.fmean(paired), len(s.finals(metric))
+
+    return max(pool, key=rank)
+
+
+def _finished(s: Setting, metric: str) -> list[tuple[int | None, float]]:
+    return [
+        (r.seed, r.metrics[metric])
+        for r in s.runs
+        if r.status == "finished" and finite(r.metrics.get(metric))
+    ]
 
 
 def default_target(per_opt: dict[str, list[Setting]], metric: str, maximize: bool) -> float | None:
-    """The best setting's mean value of `metric` (a score key; over seeds, any optimizer), relaxed
-    by REL_TOLERANCE: AlgoPerf sets a target a well-tuned baseline reaches, and seeds scatter."""
-    means = [
-        statistics.fmean(s.finals(metric))
-        for items in per_opt.values()
-        for s in items
-        if s.finals(metric)
-    ]
+    """The best setting's mean value of `metric` (a score key; over seeds; the best optimizer's),
+    relaxed by REL_TOLERANCE: AlgoPerf sets a target a well-tuned baseline reaches, and seeds
+    scatter."""
+    chosen = [best_setting(items, metric, maximize) for items in per_opt.values()]
+    means = [statistics.fmean(s.finals(metric)) for s in chosen if s is not None]
     if not means:
         return None
     best = max(means) if maximize else min(means)

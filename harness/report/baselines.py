@@ -141,7 +141,7 @@ def protocol_note(meta: dict[str, Any], folder: Path, tasks: list[str]) -> str:
         f"{meta.get('created', '?')}. They are read, not re-run, and drawn only for tasks whose "
         f"problem definition hash equals theirs (here: {', '.join(tasks) or 'none'}). Your runs "
         "are compared by the same rules: the best setting by mean score over seeds, among "
-        "settings none of whose seeds diverged, run on the most seeds."
+        "settings none of whose seeds diverged, compared on the seeds they all share."
     )
 
 
@@ -218,15 +218,29 @@ PROTOCOL = (
 
 
 def cpu_model() -> str:
-    """The CPU's name and whether it does bfloat16 natively: torch's Muon orthogonalises in
-    bfloat16, whose CPU kernels round differently by instruction set, so muon's runs repeat
-    exactly only on a CPU of the same kind (the float32 optimizers' repeat on any)."""
+    """The CPU's name, whether it does bfloat16 natively, and the kernels torch picked for it:
+    torch's Muon orthogonalises in bfloat16, whose CPU kernels round differently by instruction
+    set, so muon's runs repeat exactly only on a CPU of the same kind (the float32 optimizers'
+    repeat on any)."""
+    import torch
+
+    name, flags = "", set()
     try:
-        info = Path("/proc/cpuinfo").read_text()
+        info = Path("/proc/cpuinfo").read_text()  # Linux; elsewhere the name is unknown
     except OSError:
-        return "CPU unknown"
-    names = [
-        line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")
-    ]
-    bf16 = any(f in info.split() for f in ("avx512_bf16", "amx_bf16"))
-    return f"{names[0] if names else 'CPU unknown'} ({'native' if bf16 else 'no native'} bfloat16)"
+        info = ""
+    for line in info.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key in ("model name", "Model") and not name:
+            name = value
+        elif key in ("flags", "Features"):  # x86, ARM
+            flags |= set(value.split())
+    bf16 = (
+        "unknown"
+        if not flags
+        else "native"
+        if flags & {"avx512_bf16", "amx_bf16", "bf16"}
+        else "no native"
+    )
+    kernels = torch.backends.cpu.get_cpu_capability()
+    return f"{name or 'CPU unknown'} ({bf16} bfloat16, torch CPU kernels {kernels})"

@@ -135,8 +135,8 @@ def report_sections(
                          steps[task][opt], seconds[task][opt]])  # fmt: skip
     doc += [("h2", "Best setting per task and optimizer"),
             ("p", f"The setting with the best mean {'score' if by == 'best' else 'final validation value'} "
-                  "over seeds, among settings none of whose seeds diverged, run on the most seeds (a "
-                  "rerun's setting before the grid's single seeds); mean ± sample std over "
+                  "over seeds, among settings none of whose seeds diverged, compared on the seeds they "
+                  "all share (a rerun's setting keeps its place); mean ± sample std over "
                   "seeds. Test metrics are measured on each run's best checkpoint."),
             _table("best_setting", ["task", "optimizer", "best setting", "metric", "validation",
                                     "test metric", "test", "settings with a diverged seed",
