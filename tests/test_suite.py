@@ -49,21 +49,3 @@ def test_the_users_suite_sweep_has_the_baselines_problems_grid_and_seeds() -> No
     lrs = mine["optim.lr"]["values"]
     assert (lrs[0], lrs[-1], len(lrs)) == (1e-5, 100.0, 15)  # half-decade steps
     assert theirs["optim"]["values"] == ["sgd", "momentum", "nesterov", "adam", "adamw", "muon"]
-
-
-def test_the_baselines_machine_line_names_the_cpu_where_it_can(monkeypatch, tmp_path) -> None:
-    from pathlib import Path
-
-    from harness.report import baselines
-
-    arm = tmp_path / "cpuinfo"
-    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\nCPU part\t: 0xd4f\n")
-    real = Path.read_text
-    monkeypatch.setattr(Path, "read_text", lambda p, *a, **k: real(arm if str(p) == "/proc/cpuinfo" else p, *a, **k))  # fmt: skip
-    assert baselines.cpu_model().startswith("CPU unknown (native bfloat16, torch CPU kernels ")
-
-    def missing(p, *a, **k):
-        raise OSError("no /proc here")
-
-    monkeypatch.setattr(Path, "read_text", missing)
-    assert baselines.cpu_model().startswith("CPU unknown (unknown bfloat16, torch CPU kernels ")

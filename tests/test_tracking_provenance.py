@@ -115,3 +115,26 @@ def test_code_diff_is_among_the_offline_wandb_runs_files(tmp_path: Path) -> None
                    env={**env, "WANDB_MODE": "offline", "WANDB_SILENT": "true"})  # fmt: skip
     (files,) = run_dir.glob("wandb/offline-run-*/files")
     assert (files / "code.diff").read_text() == "+x = 2\n"  # uploaded with the run by wandb sync
+
+
+def test_the_cpu_and_its_bfloat16_are_recorded_where_they_can_be(monkeypatch, tmp_path) -> None:
+    # muon (bfloat16) repeats exactly only on a like CPU: a run must say which kind it ran on
+    from harness.rundir import provenance
+
+    arm = tmp_path / "cpuinfo"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\nCPU part\t: 0xd4f\n")
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda p, *a, **k: real(arm if str(p) == "/proc/cpuinfo" else p, *a, **k))  # fmt: skip
+    assert provenance.cpu_bfloat16() == "native"
+    x86 = "model name\t: AMD EPYC 9B14\nflags\t\t: fpu sse avx2 avx512f\n"
+    arm.write_text(x86)
+    assert (provenance.cpu_model(), provenance.cpu_bfloat16()) == ("AMD EPYC 9B14", "no native")
+
+    def missing(p, *a, **k):
+        if str(p) == "/proc/cpuinfo":
+            raise OSError("no /proc here")
+        return real(p, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", missing)
+    assert provenance.cpu_bfloat16() == "unknown" and provenance.cpu_model()
+    assert provenance.hardware()["cpu_kernels"]  # torch's: DEFAULT, AVX2, AVX512 ...

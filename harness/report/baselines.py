@@ -166,10 +166,6 @@ def write_baselines(sources: list[Path], out: Path, suite: str, command: str) ->
     """OUT/runs.jsonl and OUT/meta.json from finished suite sweeps (each with its rerun stage).
     For a shipped suite (harness.suite.SUITES), every run must be of its problems unchanged."""
     import datetime
-    import os
-    import platform
-
-    import torch
 
     from harness.rundir.provenance import git_state
     from harness.suite import SUITES
@@ -198,8 +194,7 @@ def write_baselines(sources: list[Path], out: Path, suite: str, command: str) ->
         "protocol": PROTOCOL,
         "command": command,
         "commit": git_state()["commit"],
-        "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores, "
-        f"{platform.system()}, Python {platform.python_version()}, torch {torch.__version__}",
+        "machine": machine(),
         "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": len(lines),
     }
@@ -217,30 +212,18 @@ PROTOCOL = (
 )
 
 
-def cpu_model() -> str:
-    """The CPU's name, whether it does bfloat16 natively, and the kernels torch picked for it:
-    torch's Muon orthogonalises in bfloat16, whose CPU kernels round differently by instruction
-    set, so muon's runs repeat exactly only on a CPU of the same kind (the float32 optimizers'
-    repeat on any)."""
+def machine() -> str:
+    """meta.json's machine: the CPU with its bfloat16 support and torch's kernels (muon's runs
+    repeat exactly only on a like CPU), cores, OS, Python, torch."""
+    import platform
+
     import torch
 
-    name, flags = "", set()
-    try:
-        info = Path("/proc/cpuinfo").read_text()  # Linux; elsewhere the name is unknown
-    except OSError:
-        info = ""
-    for line in info.splitlines():
-        key, _, value = (part.strip() for part in line.partition(":"))
-        if key in ("model name", "Model") and not name:
-            name = value
-        elif key in ("flags", "Features"):  # x86, ARM
-            flags |= set(value.split())
-    bf16 = (
-        "unknown"
-        if not flags
-        else "native"
-        if flags & {"avx512_bf16", "amx_bf16", "bf16"}
-        else "no native"
+    from harness.rundir.provenance import hardware
+
+    hw = hardware()
+    return (
+        f"{platform.machine()}, {hw['cpu']} ({hw['cpu_bfloat16']} bfloat16, torch CPU kernels "
+        f"{hw['cpu_kernels']}), {hw['cpu_count']} cores, {platform.system()}, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
     )
-    kernels = torch.backends.cpu.get_cpu_capability()
-    return f"{name or 'CPU unknown'} ({bf16} bfloat16, torch CPU kernels {kernels})"

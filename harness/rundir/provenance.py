@@ -41,18 +41,38 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def cpu_model() -> str:
+def _cpuinfo() -> tuple[str, set[str]]:
+    """(the CPU's name, its feature flags) from /proc/cpuinfo; ("", set()) where there is none."""
+    name, flags = "", set()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return name, flags
+    for line in info.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key in ("model name", "Model") and not name:  # x86, ARM
+            name = value
+        elif key in ("flags", "Features"):
+            flags |= set(value.split())
+    return name, flags
+
+
+def cpu_model() -> str:
+    return _cpuinfo()[0] or platform.processor() or platform.machine()
+
+
+def cpu_bfloat16() -> str:
+    """ "native", "no native" or "unknown". torch's Muon orthogonalises in bfloat16, whose CPU
+    kernels round differently by instruction set: muon repeats exactly only on a like CPU."""
+    flags = _cpuinfo()[1]
+    if not flags:
+        return "unknown"
+    return "native" if flags & {"avx512_bf16", "amx_bf16", "bf16"} else "no native"
 
 
 def hardware() -> dict[str, Any]:
-    """CPU model and cores (all, and those this process may use), GPUs by name, CUDA's version."""
+    """CPU model, bfloat16 and kernels, cores (all, and those this process may use), GPUs by
+    name, CUDA's version."""
     import torch
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -61,6 +81,8 @@ def hardware() -> dict[str, Any]:
         gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {
         "cpu": cpu_model(),
+        "cpu_bfloat16": cpu_bfloat16(),
+        "cpu_kernels": torch.backends.cpu.get_cpu_capability(),  # the ISA torch's kernels use
         "cpu_count": os.cpu_count(),
         "cpu_usable": usable,
         "gpu_count": len(gpus),
