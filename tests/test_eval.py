@@ -111,6 +111,7 @@ def eval_cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)  # fmt: skip
 
 
+@pytest.mark.slow  # starts processes
 def test_unknown_label_in_other_data_is_one_line(runs, tmp_path) -> None:
     run_dir, _ = runs["texts"]
     other = write_labelled(
@@ -121,6 +122,7 @@ def test_unknown_label_in_other_data_is_one_line(runs, tmp_path) -> None:
     assert not (tmp_path / "e").exists()
 
 
+@pytest.mark.slow  # starts processes
 def test_bad_input_is_one_line_and_writes_nothing(runs, tmp_path) -> None:
     run_dir, _ = runs["digits"]
     best = run_dir / "checkpoints" / "best.ckpt"
@@ -183,6 +185,7 @@ def test_training_zero_epochs_from_a_checkpoint_points_to_eval(runs, tmp_path) -
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow  # starts processes
 def test_help_is_fast_and_imports_no_torch() -> None:
     out = subprocess.run([sys.executable, "-X", "importtime", "eval.py", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -247,6 +250,7 @@ def test_predict_round_trip_for_an_image_folder(tmp_path) -> None:
     assert code == 0 and results["count"] == 1
 
 
+@pytest.mark.slow  # starts processes
 def test_predict_bad_input(runs, tmp_path) -> None:
     run_dir, _ = runs["texts"]
     inputs = tmp_path / "in.txt"

@@ -167,6 +167,7 @@ def _rounds(tmp: Path, reference: Path, runners: int, kills: int, budget_s: floa
     return total
 
 
+@pytest.mark.slow  # starts processes
 def test_one_runner_killed_at_random_moments_ends_the_sweep_as_if_never_killed(
     tmp_path: Path, reference: Path
 ) -> None:
@@ -175,6 +176,7 @@ def test_one_runner_killed_at_random_moments_ends_the_sweep_as_if_never_killed(
     assert sum(kills.values()) >= 5 and len(kills) >= 3, kills  # enough to mean something
 
 
+@pytest.mark.slow  # starts processes
 def test_two_runners_sharing_one_out_killed_at_random_moments(
     tmp_path: Path, reference: Path
 ) -> None:

@@ -53,6 +53,7 @@ def _ledger_lines(out: Path) -> list[dict]:
 # -- item 5: runners sharing one --out ---------------------------------------------------------
 
 
+@pytest.mark.slow  # starts processes
 def test_two_runners_on_one_out_share_its_runs_and_run_each_once(tmp_path: Path) -> None:
     out, log = tmp_path / "sweep", tmp_path / "starts.log"
     env = {**os.environ, "STANDIN_SLEEP": "0.1", "STANDIN_LOG": str(log)}
@@ -83,6 +84,7 @@ parameters:
 """
 
 
+@pytest.mark.slow  # starts processes
 def test_two_runners_on_one_bayes_sweep_keep_to_its_run_cap(tmp_path: Path) -> None:
     out, log = tmp_path / "sweep", tmp_path / "starts.log"
     env = {**os.environ, "STANDIN_SLEEP": "0.2", "STANDIN_LOG": str(log)}
