@@ -40,12 +40,16 @@ class Setting:
     lr: float | None
     runs: list[RunRecord]
 
-    def finals(self, metric: str) -> list[float]:
+    def by_seed(self, metric: str) -> list[tuple[int | None, float]]:
+        """(seed, value) of each finished run with a finite value."""
         return [
-            r.metrics[metric]
+            (r.seed, r.metrics[metric])
             for r in self.runs
             if r.status == "finished" and finite(r.metrics.get(metric))
         ]
+
+    def finals(self, metric: str) -> list[float]:
+        return [v for _, v in self.by_seed(metric)]
 
     @property
     def diverged(self) -> int:
@@ -107,22 +111,14 @@ def best_setting(items: list[Setting], metric: str, maximize: bool) -> Setting |
     pool = [s for s in scored if s.clean] or scored
     if not pool:
         return None
-    shared = set.intersection(*({seed for seed, _ in _finished(s, metric)} for s in pool))
+    shared = set.intersection(*({seed for seed, _ in s.by_seed(metric)} for s in pool))
     sign = 1 if maximize else -1
 
     def rank(s: Setting) -> tuple[float, int]:
-        paired = [v for seed, v in _finished(s, metric) if seed in shared] or s.finals(metric)
+        paired = [v for seed, v in s.by_seed(metric) if seed in shared] or s.finals(metric)
         return sign * statistics.fmean(paired), len(s.finals(metric))
 
     return max(pool, key=rank)
-
-
-def _finished(s: Setting, metric: str) -> list[tuple[int | None, float]]:
-    return [
-        (r.seed, r.metrics[metric])
-        for r in s.runs
-        if r.status == "finished" and finite(r.metrics.get(metric))
-    ]
 
 
 def default_target(per_opt: dict[str, list[Setting]], metric: str, maximize: bool) -> float | None:

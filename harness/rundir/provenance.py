@@ -57,14 +57,14 @@ def _cpuinfo() -> tuple[str, set[str]]:
     return name, flags
 
 
-def cpu_model() -> str:
-    return _cpuinfo()[0] or platform.processor() or platform.machine()
+def cpu_model(info: tuple[str, set[str]] | None = None) -> str:
+    return (info or _cpuinfo())[0] or platform.processor() or platform.machine()
 
 
-def cpu_bfloat16() -> str:
+def cpu_bfloat16(info: tuple[str, set[str]] | None = None) -> str:
     """ "native", "no native" or "unknown". torch's Muon orthogonalises in bfloat16, whose CPU
     kernels round differently by instruction set: muon repeats exactly only on a like CPU."""
-    flags = _cpuinfo()[1]
+    flags = (info or _cpuinfo())[1]
     if not flags:
         return "unknown"
     return "native" if flags & {"avx512_bf16", "amx_bf16", "bf16"} else "no native"
@@ -75,13 +75,14 @@ def hardware() -> dict[str, Any]:
     name, CUDA's version."""
     import torch
 
+    info = _cpuinfo()  # read once
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpus = []
     if torch.cuda.is_available():
         gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {
-        "cpu": cpu_model(),
-        "cpu_bfloat16": cpu_bfloat16(),
+        "cpu": cpu_model(info),
+        "cpu_bfloat16": cpu_bfloat16(info),
         "cpu_kernels": torch.backends.cpu.get_cpu_capability(),  # the ISA torch's kernels use
         "cpu_count": os.cpu_count(),
         "cpu_usable": usable,
