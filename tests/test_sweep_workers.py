@@ -93,6 +93,33 @@ def test_exit_statuses_are_those_of_a_process(tmp_path: Path, workers, end: str,
             assert "Traceback (most recent call last)" in log, (mode, log)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_the_runner_wakes_when_a_run_ends_not_at_the_timeout(tmp_path: Path, workers, mode) -> None:
+    start = _start(mode, workers)
+    slow = _launch(start, tmp_path / "slow", "probe.end=sleep:20")
+    quick = _launch(start, tmp_path / "quick")
+    while quick.proc.poll() is None:
+        process.wait_any([slow, quick], timeout=60)
+    assert quick.proc.returncode == 0
+    assert slow.proc.poll() is None  # woken by the quick run's end: not 60 s later
+    slow.proc.kill()
+    slow.proc.wait(timeout=30)
+
+
+def test_the_server_composes_a_train_py_runs_choices_for_its_children(monkeypatch) -> None:
+    from harness.config import compose as composer
+    from harness.sweep import fork_server
+
+    monkeypatch.setattr(composer, "_kept", None)
+    composer.keep_compositions()
+    fork_server.compose_for(
+        fork_server.TRAIN, ["optim=adam", "optim.lr=0.1", "hydra.run.dir=/tmp/x"]
+    )
+    fork_server.compose_for(str(ROOT / "eval.py"), ["optim=sgd"])  # another program: not composed
+    fork_server.compose_for(fork_server.TRAIN, ["optim=nonesuch"])  # the child's to report
+    assert list(composer._kept["bases"]) == [("optim=adam",)]
+
+
 @pytest.mark.slow
 def test_a_crash_ends_that_run_only(tmp_path: Path, workers) -> None:
     slow = _launch(workers.start, tmp_path / "slow", "probe.end=sleep:3")
@@ -207,6 +234,10 @@ def test_wandb_offline_files_are_those_of_a_train_py_process(tmp_path: Path, mon
             files[mode] = found
     finally:
         w.close()
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):  # composed in the server (fork)
+        text = {mode: (tmp_path / mode / ".hydra" / name).read_text().replace(str(tmp_path / mode), "RUN")
+                for mode in MODES}  # fmt: skip
+        assert text["fork"] == text["process"], name
     fork, proc = files["fork"], files["process"]
     assert history_rows(fork) == history_rows(proc)
     timing = ("_runtime", "_timestamp", "_wandb", "runtime_s", "time/", "perf/")

@@ -99,12 +99,47 @@ def _record_overrides(cfg: Any, overrides: list[str]) -> None:
     """The hydra node's record of the overrides, as Hydra's compose writes it."""
     from omegaconf import open_dict
 
-    task = [o for o in overrides if not override_key(o).startswith(("hydra.", "hydra/"))]
+    hydra = [o for o in overrides if override_key(o).startswith(("hydra.", "hydra/"))]
+    task = [o for o in overrides if o not in hydra]
     dirname = cfg.hydra.job.config.override_dirname
     shown = sorted(o for o in task if override_key(o) not in dirname.exclude_keys)
     with open_dict(cfg.hydra):
         cfg.hydra.overrides.task = task
+        cfg.hydra.overrides.hydra = hydra
         cfg.hydra.job.override_dirname = re.sub("=", dirname.kv_sep, dirname.item_sep.join(shown))
+
+
+# Differs in every run of a sweep, and picks no file: applied to the cached composition of the
+# other choices, like a value.
+RUN_DIR = "hydra.run.dir="
+
+# The fork server's compositions (keep_compositions), inherited by every run it forks; of one
+# state of conf/ (_conf_state), dropped when a file there changes.
+_kept: dict[str, Any] | None = None
+
+
+def keep_compositions() -> None:
+    """From now on, compose_with_defaults called without `bases` keeps what it composes."""
+    global _kept
+    _kept = {"state": None, "bases": {}}
+
+
+def _conf_state() -> list[tuple[str, int, int]]:
+    """Each file of conf/: path, size, modification time (ns)."""
+    state = []
+    for path in CONF_DIR.rglob("*"):
+        stat = path.stat()
+        state.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return sorted(state)
+
+
+def _kept_bases() -> dict[tuple[str, ...], Any]:
+    if _kept is None:
+        return {}
+    state = _conf_state()
+    if state != _kept["state"]:
+        _kept.update(state=state, bases={})
+    return _kept["bases"]
 
 
 def compose_with_defaults(
@@ -113,15 +148,17 @@ def compose_with_defaults(
     """(the config these overrides make, the config of their group choices alone: the defaults
     every value override replaces). `bases` caches the second by choices, across calls."""
     choices, values = split_overrides(overrides)
-    bases = {} if bases is None else bases
-    if tuple(choices) not in bases:
-        bases[tuple(choices)] = compose(choices)
-    base = bases[tuple(choices)]
-    if not values:
-        return copy.deepcopy(base), base
+    run_dir = [o for o in choices if o.startswith(RUN_DIR)]
+    shared = tuple(o for o in choices if o not in run_dir)
+    bases = _kept_bases() if bases is None else bases
+    if shared not in bases:
+        bases[shared] = compose(list(shared))
+    base = bases[shared]
     cfg = copy.deepcopy(base)
+    if not values and not run_dir:
+        return cfg, base
     try:
-        apply_values(cfg, values)
+        apply_values(cfg, [*values, *run_dir])
         _record_overrides(cfg, overrides)
     except _NotSimple:
         cfg = compose(overrides)

@@ -84,10 +84,9 @@ def main(argv: list[str]) -> int:
         for name in argv[1:]:
             with contextlib.suppress(Exception):  # a run that needs it fails as a process would
                 importlib.import_module(name)
-        composer = sys.modules.get("harness.config.compose")
-        if composer is not None:  # Hydra's plugin scan and OmegaConf's parser caches, warmed
-            with contextlib.suppress(Exception):  # once here (each run still reads conf/)
-                composer.compose([])
+        if "harness.config.compose" in sys.modules:  # Hydra's plugin scan, OmegaConf's caches
+            sys.modules["harness.config.compose"].keep_compositions()
+            compose_for(TRAIN, [])  # the defaults' composition
     # type(), not isinstance(): that would read __class__ of lazy module proxies (torch warns)
     temps = [o for o in gc.get_objects() if type(o) is tempfile.TemporaryDirectory]
     gc.collect()
@@ -122,6 +121,9 @@ def serve(sock: socket.socket, temps: list[tempfile.TemporaryDirectory]) -> None
                 return  # the runner closed its end
             request = json.loads(data)
             reason = unsafe_to_fork() or _env_differs(request["env"])
+            if not reason:
+                program, *args = request["argv"]
+                compose_for(os.path.join(request["cwd"], program), args)
             if reason:
                 send(sock, {"refused": reason})
             else:
@@ -138,6 +140,22 @@ def serve(sock: socket.socket, temps: list[tempfile.TemporaryDirectory]) -> None
                 send(sock, {"started": pid}, [pidfd])
             for fd_ in fds:  # the run's lock: held by the child alone from now on
                 os.close(fd_)
+
+
+TRAIN = str(Path(__file__).resolve().parents[2] / "train.py")
+
+
+def compose_for(program: str, args: list[str]) -> None:
+    """Compose here, once for each set of group choices, the config of a train.py run: its child
+    (and every later one) then applies only its values (harness.config.compose keeps the
+    compositions, while conf/ is unchanged). Hydra's composition runs no torch op and starts no
+    thread. A composition that fails is the child's to report."""
+    composer = sys.modules.get("harness.config.compose")
+    if composer is None or os.path.realpath(program) != TRAIN:
+        return
+    with warnings.catch_warnings(), contextlib.suppress(Exception):
+        warnings.simplefilter("ignore")
+        composer.compose_with_defaults(args)
 
 
 def _env_differs(env: dict[str, str]) -> str | None:

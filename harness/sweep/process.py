@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -37,6 +38,45 @@ def run_env(threads: int) -> dict[str, str]:
     return env
 
 
+class Child(subprocess.Popen):
+    """A run's process. `fileno()`: a descriptor readable once it has exited (a pidfd, Linux),
+    which the runner sleeps on; None where there is none (the runner then polls)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # not Linux, or pidfds forbidden
+            self.pidfd = os.pidfd_open(self.pid)
+
+    def fileno(self) -> int | None:
+        return self.pidfd
+
+    def poll(self) -> int | None:
+        return self._closed(super().poll())
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self._closed(super().wait(timeout))
+
+    def _closed(self, code: int | None) -> int | None:
+        if code is not None and self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+        return code
+
+
+def wait_any(jobs: Any, timeout: float) -> None:
+    """Return once one of these runs may have ended, or after `timeout` s (at once if none runs
+    that can be watched: a queued Slurm job has no descriptor, and is polled)."""
+    jobs = list(jobs)
+    if any(job.proc.returncode is not None for job in jobs):  # seen ended, not yet collected
+        return
+    fds = {job.proc.fileno() if hasattr(job.proc, "fileno") else None for job in jobs}
+    if None in fds or not fds:
+        time.sleep(timeout)
+    else:
+        select.select(list(fds), [], [], timeout)
+
+
 @dataclass
 class Job:
     key: str
@@ -62,7 +102,7 @@ def start(
     parent = os.getpid()
     with open(run_dir / LOG_FILE, "wb") as log:
         # Called from the main thread only: PDEATHSIG fires when the thread that forked exits.
-        proc = subprocess.Popen(
+        proc = Child(
             argv, cwd=cwd, env=run_env(threads), stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, preexec_fn=lambda: _die_with_parent(parent),
             pass_fds=() if keep is None else (keep,),

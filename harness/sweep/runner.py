@@ -37,7 +37,7 @@ from harness.sweep.secret_refs import env_refs
 from harness.sweep.spec import SweepSpec, apply_extra, command, overrides, run_key
 from harness.sweep.validate import check_runs
 
-POLL_S = 0.2  # how often finished children are collected
+POLL_S = 0.2  # s: the longest the runner sleeps (a run that ends wakes it at once)
 EARLY_STOP_EVERY_S = 2.0  # how often hyperband reads the running runs' metrics.csv
 MAX_REPEATS = 20  # bayes: proposals of known runs before the space counts as explored
 
@@ -338,7 +338,7 @@ class Runner:
                 if held and not self.running and not summary.waited:
                     summary.waited = True
                     self.say(f"waiting for {len(held)} runs that other runners hold")
-                time.sleep(POLL_S)
+                process.wait_any(self.running.values(), POLL_S)
                 ended = self.collect(summary)
                 if ended:
                     bar.update(ended)

@@ -66,6 +66,11 @@ class Forked:
             self.workers.collect(min(left, 1.0))
         return self.returncode
 
+    def fileno(self) -> int:
+        """Readable once its exit may be known: the server's socket (it reports the exit), or the
+        run's pidfd once the server is gone."""
+        return self.workers.sock.fileno() if self.workers.sock is not None else self.pidfd
+
     def send_signal(self, signum: int) -> None:
         if self.poll() is None:
             with contextlib.suppress(ProcessLookupError):  # exited since: as Popen, nothing

@@ -1,0 +1,69 @@
+"""The composer's fast path (a cached composition of the group choices, the value overrides applied
+after) makes exactly what Hydra's own compose makes, and composes each set of choices once: the
+runs of a sweep differ in their values and their run directory only."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from harness.config import compose as composer
+
+OVERRIDE_LISTS = [
+    ["optim=adam", "optim.lr=0.01", "seed=1", "hydra.run.dir=/tmp/r/a"],
+    ["hydra.run.dir=/tmp/r/b", "data=digits", "model=cnn", "trainer.max_epochs=2"],
+    ["hydra.job.chdir=true", "optim=sgd", "hydra.run.dir=/tmp/r/c", "+extra_key=3", "~seed"],
+    ["hydra.run.dir=/tmp/r/d"],
+    ["callbacks=sweep", "logger.wandb.group=g", "hydra.run.dir=runs/${now:%Y}/x"],
+]
+
+
+@pytest.mark.parametrize("overrides", OVERRIDE_LISTS, ids=lambda o: " ".join(o))
+def test_the_fast_path_makes_what_hydra_makes(overrides: list[str]) -> None:
+    bases: dict = {}
+    other = [
+        o if not o.startswith("hydra.run.dir=") else "hydra.run.dir=/elsewhere" for o in overrides
+    ]
+    composer.compose_with_defaults(other, bases)  # the choices' composition, cached by another run
+    fast, _ = composer.compose_with_defaults(overrides, bases)
+    hydra = composer.compose(overrides)
+    assert OmegaConf.to_container(fast, resolve=False) == OmegaConf.to_container(
+        hydra, resolve=False
+    )
+    assert OmegaConf.is_struct(fast)
+
+
+def test_runs_differing_in_run_directory_compose_their_choices_once(monkeypatch) -> None:
+    calls = []
+    compose = composer.compose
+    monkeypatch.setattr(composer, "compose", lambda o: calls.append(o) or compose(o))
+    bases: dict = {}
+    for i in range(3):
+        composer.compose_with_defaults(
+            ["optim=adam", f"optim.lr=0.{i + 1}", f"hydra.run.dir=/tmp/r/{i}"], bases
+        )
+    assert calls == [["optim=adam"]]
+
+
+def test_kept_compositions_follow_edits_to_conf(tmp_path: Path, monkeypatch) -> None:
+    """The fork server keeps compositions for the runs it forks; a run started after an edit of
+    conf/ composes the edited files, as a run started as its own process would."""
+    conf = tmp_path / "conf"
+    shutil.copytree(composer.CONF_DIR, conf)
+    monkeypatch.setattr(composer, "CONF_DIR", conf)
+    monkeypatch.setattr(composer, "_kept", None)
+    composer.keep_compositions()
+    calls = []
+    compose = composer.compose
+    monkeypatch.setattr(composer, "compose", lambda o: calls.append(o) or compose(o))
+    first, _ = composer.compose_with_defaults(["optim=adam", "hydra.run.dir=/tmp/r/1"])
+    again, _ = composer.compose_with_defaults(["optim=adam", "hydra.run.dir=/tmp/r/2"])
+    assert len(calls) == 1 and again.optim.lr == first.optim.lr
+    adam = conf / "optim" / "adam.yaml"
+    adam.write_text(re.sub(r"^lr: .*$", "lr: 0.123", adam.read_text(), flags=re.M))
+    edited, _ = composer.compose_with_defaults(["optim=adam", "hydra.run.dir=/tmp/r/3"])
+    assert len(calls) == 2 and edited.optim.lr == 0.123
