@@ -33,6 +33,7 @@ probe = {
     "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
     "random": random.random(),
     "media_tmp_exists": os.path.isdir(media.MEDIA_TMP.name) if media else None,
+    "media_tmp": media.MEDIA_TMP.name if media else None,
 }
 (run_dir / "probe.json").write_text(json.dumps(probe))
 print("probe ran", flush=True)

@@ -214,6 +214,7 @@ def test_a_run_ending_does_not_remove_the_servers_wandb_temp_dirs(tmp_path: Path
             assert _probe(tmp_path / name)["media_tmp_exists"] is True, name
     finally:
         w.close()
+    assert not os.path.exists(_probe(tmp_path / "a")["media_tmp"])  # the server's, at its exit
 
 
 @pytest.mark.slow

@@ -232,4 +232,12 @@ def _exit_code(value: Any) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    # What ending the interpreter would do that matters (atexit: the temporary directories the
+    # imports made, W&B's), without tearing down every module of torch and Lightning (~0.4 s, at
+    # the end of each sweep)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

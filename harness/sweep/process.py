@@ -83,7 +83,7 @@ class Job:
     params: dict[str, Any]
     run_dir: Path
     proc: subprocess.Popen  # or a forked run's stand-in with the same methods (workers.Forked)
-    started: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.time)  # when it was asked to start (s, epoch)
     stop_sent: float | None = None  # when the runner asked it to stop (hyperband)
 
 
@@ -98,6 +98,7 @@ def start(
 ) -> Job:
     """Start the run. `keep`: a lock's descriptor the child inherits, so that the run stays
     locked until the child has exited, even if the runner dies first."""
+    asked = time.time()
     run_dir.mkdir(parents=True, exist_ok=True)
     parent = os.getpid()
     with open(run_dir / LOG_FILE, "wb") as log:
@@ -107,7 +108,7 @@ def start(
             stdin=subprocess.DEVNULL, preexec_fn=lambda: _die_with_parent(parent),
             pass_fds=() if keep is None else (keep,),
         )  # fmt: skip
-    return Job(key, params, run_dir, proc)
+    return Job(key, params, run_dir, proc, started=asked)
 
 
 def stop(job: Job, kill_after_s: float = 30.0) -> None:

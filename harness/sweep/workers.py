@@ -154,7 +154,8 @@ class Workers:
         threads: int, keep: int | None = None,
     ) -> process.Job:  # fmt: skip
         """process.start's run, forked from the server when it can be."""
-        reason = self.why_not(argv) or self._up()
+        reason = self.why_not(argv) or self._up()  # waits for the server's imports, once
+        asked = time.time()  # the run's wall includes its fork (and the server's composition)
         if reason is None:
             run_dir.mkdir(parents=True, exist_ok=True)
             rest = argv[1:] if argv[:1] == ["/usr/bin/env"] else argv
@@ -164,7 +165,7 @@ class Workers:
             if "started" in reply:
                 proc = Forked(self, reply["started"], fds[0])
                 self.runs[proc.pid] = proc
-                return process.Job(key, params, run_dir, proc)  # type: ignore[arg-type]
+                return process.Job(key, params, run_dir, proc, started=asked)  # type: ignore[arg-type]
             reason = reply["refused"]
         if reason not in self.said:
             self.said.add(reason)
