@@ -298,3 +298,28 @@ def test_workers_with_a_submitit_launcher_is_one_line_and_writes_nothing(
     assert main(["run", sweep, "--out", str(tmp_path / "o"), "--launcher", "local", "--workers", "fork"]) == 2  # fmt: skip
     assert "--workers is for --launcher process" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "rerun"])
+def test_the_fork_server_imports_while_the_runner_reads_its_sweep(
+    command: str, tmp_path: Path, monkeypatch
+) -> None:
+    """Its imports (~8 s) run beside the runner's own start, not after it."""
+    from harness.errors import ConfigError
+    from harness.report import local
+    from harness.sweep import main, rerun, spec
+
+    seen = []
+    monkeypatch.setattr(Workers, "open", lambda self: seen.append("server"))
+
+    def refuse(path):
+        seen.append("sweep read")
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(spec, "load_spec", refuse)
+    monkeypatch.setattr(local, "read_local", lambda source: None)
+    monkeypatch.setattr(rerun, "best_sweep_files", lambda *a: [tmp_path / "best.yaml"])
+    (tmp_path / "sweep.json").write_text(json.dumps({"sweep": {}}))
+    argv = ["run", str(ROOT / "sweeps" / "optim_lr_digits.yaml"), "--out", str(tmp_path / "s")]
+    assert main.main(argv if command == "run" else ["rerun", str(tmp_path)]) == 2
+    assert seen == ["server", "sweep read"]

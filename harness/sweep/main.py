@@ -100,19 +100,18 @@ def _run(args: argparse.Namespace) -> int:
     from harness.sweep.runner import Runner
     from harness.sweep.spec import load_spec
 
-    spec = load_spec(args.sweep)
-    start, jobs = None, args.jobs
-    if args.launcher != "process" or args.slurm:
-        if args.workers is not None:
-            raise ConfigError("--workers is for --launcher process (runs here): a submitit job "
-                              "starts its run as python train.py")  # fmt: skip
-        start, jobs = _launcher(args, spec.name)
-    jobs = 1 if jobs is None else jobs
-    with _workers("process" if start else args.workers or "fork", jobs) as workers:
-        runner = Runner(spec, args.out, jobs=jobs, extra=args.overrides, count=args.count,
-                        start=start or (workers and workers.start))  # fmt: skip
+    here = args.launcher == "process" and not args.slurm  # else submitit jobs (_launcher)
+    if not here and args.workers is not None:
+        raise ConfigError("--workers is for --launcher process (runs here): a submitit job "
+                          "starts its run as python train.py")  # fmt: skip
+    jobs = 1 if args.jobs is None else args.jobs
+    with _workers(args.workers or "fork" if here else "process", jobs) as workers:
         if workers:
-            workers.open()  # it imports while the runner checks the runs
+            workers.open()  # it imports while the runner reads the sweep and checks its runs
+        spec = load_spec(args.sweep)
+        start, jobs = (workers and workers.start, jobs) if here else _launcher(args, spec.name)
+        runner = Runner(spec, args.out, jobs=jobs, extra=args.overrides, count=args.count,
+                        start=start)  # fmt: skip
         summary = runner.run()
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items())) or "nothing to do"
     print(f"{runner.spec.name}: {states} ({summary.total} runs in the sweep) -> {args.out}")
@@ -217,6 +216,8 @@ def _rerun(args: argparse.Namespace) -> int:
     dirs = []
     files = best_sweep_files(read_local(args.source), asked["sweep"], args.seeds, out)
     with _workers(args.workers, args.jobs) as workers:
+        if workers:
+            workers.open()  # it imports while the runners check their runs
         start = workers and workers.start
         for path in files:
             dirs.append(out / path.stem)
