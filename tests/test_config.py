@@ -72,6 +72,7 @@ def test_option_composes_and_passes_checks(group: str, option: str) -> None:
     check_config(cfg)
 
 
+@pytest.mark.slow
 def test_optimizers_are_partials_of_real_torch_classes() -> None:
     import torch
 

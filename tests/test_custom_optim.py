@@ -68,6 +68,7 @@ def _groups(run_dir: Path) -> list[dict]:
     return ckpt["optimizer_states"][0]["param_groups"]
 
 
+@pytest.mark.slow
 def test_trains_with_the_builtins_parameter_groups_and_resumes(tmp_path: Path) -> None:
     run = [*MINE, "+optim.weight_decay=0.1", *DIGITS]
     results = train(check_overrides(run), tmp_path / "a")

@@ -89,6 +89,7 @@ def test_augmentation_has_the_same_distribution(data_root: Path) -> None:
     assert chi2_contingency(np.stack([a, b])).pvalue > 1e-3  # and the same distribution
 
 
+@pytest.mark.slow
 def test_training_runs_on_the_dataloader_path(data_root: Path, tmp_path: Path) -> None:
     results = train(compose([*FAST, *fixture_overrides("cifar10", data_root), "model=cnn",
                              "data.loader=dataloader", "data.num_workers=1"]), tmp_path)  # fmt: skip

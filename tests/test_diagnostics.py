@@ -181,6 +181,7 @@ def test_sweep_callbacks_have_no_pictures() -> None:
     assert not compose(["callbacks=[]"]).callbacks
 
 
+@pytest.mark.slow
 def test_a_run_draws_every_picture_to_png_wandb_and_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -323,6 +324,7 @@ def no_host_reads() -> Iterator[None]:
             setattr(torch.Tensor, name, method)
 
 
+@pytest.mark.slow
 def test_per_step_hooks_never_read_tensors_on_the_host(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -388,6 +390,7 @@ def test_picture_callbacks_stand_aside_for_a_module_that_is_not_a_classifier(
     assert not (tmp_path / "pictures").exists()
 
 
+@pytest.mark.slow
 def test_sst2_text_classifier_draws_token_saliency_and_confusion(
     data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -458,6 +461,7 @@ def test_a_count_draws_where_and_as_matplotlib_draws_the_same_text() -> None:
     assert ours.sum() == pytest.approx(theirs.sum(), rel=0.1)
 
 
+@pytest.mark.slow
 def test_no_picture_is_drawn_twice_for_the_same_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

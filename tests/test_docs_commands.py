@@ -242,6 +242,7 @@ TRAIN_RUNS = [c for c in ALL if c.argv[0] == "train.py" and c.error is None]
 OTHERS = [c for c in ALL if c not in TRAIN_RUNS]
 
 
+@pytest.mark.slow
 def test_documented_train_commands_pass_the_checks(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # stand-in files go here, never into the checkout
     check_train_commands(TRAIN_RUNS)

@@ -49,6 +49,7 @@ def evaluate(*args: str) -> tuple[int, dict | None]:
     return code, json.loads(path.read_text()) if path.is_file() else None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["digits", "texts"])
 def test_eval_reproduces_the_training_runs_test_metrics(name, runs, tmp_path) -> None:
     run_dir, trained = runs[name]
@@ -151,6 +152,7 @@ def test_bad_input_is_one_line_and_writes_nothing(runs, tmp_path) -> None:
         assert not out_dir.exists(), args
 
 
+@pytest.mark.slow
 def test_a_datamodule_without_a_test_split(tmp_path, data_root) -> None:
     from tests.conftest import fixture_overrides
 
@@ -229,6 +231,7 @@ def test_predict_round_trip_for_text(runs, tmp_path) -> None:
     assert set(again[0]["probabilities"]) == set(NAMES)
 
 
+@pytest.mark.slow
 def test_predict_round_trip_for_an_image_folder(tmp_path) -> None:
     from tests.own_files import write_image_folder
 
@@ -265,6 +268,7 @@ def test_predict_bad_input(runs, tmp_path) -> None:
         assert not (tmp_path / "e").exists()
 
 
+@pytest.mark.slow
 def test_eval_logs_to_wandb_as_an_eval_job(tmp_path, monkeypatch) -> None:
     from tests.wandb_files import records, summary
 
@@ -284,6 +288,7 @@ def test_eval_logs_to_wandb_as_an_eval_job(tmp_path, monkeypatch) -> None:
     assert code == 0 and not (tmp_path / "f" / "wandb").exists()
 
 
+@pytest.mark.slow
 def test_training_fewer_epochs_than_the_checkpoint_has_points_to_eval(tmp_path) -> None:
     first = tmp_path / "first"
     overrides = [*FAST, *DIGITS, "trainer.max_steps=-1", "trainer.max_epochs=2",

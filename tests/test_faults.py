@@ -66,6 +66,7 @@ def _csv(run_dir: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_a_learning_rate_sweep_survives_a_diverging_run(tmp_path: Path) -> None:
     statuses = {}
     for lr in ("1e30", "0.05"):
@@ -139,6 +140,7 @@ def rejecting_server() -> Iterator[str]:
     server.shutdown()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server", ["unreachable", "rejects the key"])
 def test_wandb_failure_falls_back_to_offline_and_loses_nothing(
     server: str,
@@ -169,6 +171,7 @@ def test_wandb_failure_falls_back_to_offline_and_loses_nothing(
 SECRET = "sk-test-5f3a9c1e7b2d4f60"
 
 
+@pytest.mark.slow
 def test_secrets_from_the_environment_reach_no_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

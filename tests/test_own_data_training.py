@@ -82,6 +82,7 @@ def test_every_language_model_trains_on_text_corpus(
     assert datamodule_state(tmp_path / "checkpoints" / "best.ckpt", "TextCorpus")["vocab"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["cnn", "mlp", "resnet"])
 def test_every_image_classifier_trains_on_image_folder(
     model: str, own_data: Path, tmp_path: Path

@@ -178,6 +178,7 @@ def test_ctrl_c_is_interrupted_and_resumes_from_the_last_checkpoint(
     assert_same_run(tmp_path, reference, results)
 
 
+@pytest.mark.slow
 def test_step_checkpoints_wait_for_a_resume_point(tmp_path: Path, monkeypatch) -> None:
     """20 batches an epoch, a validation every 10, last.ckpt due every 20 steps: each due save
     lands on an epoch end or just before a validation, where resuming would skip work, so it is

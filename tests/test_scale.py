@@ -81,6 +81,7 @@ def train_losses(run_dir: Path) -> list[float]:
         return [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
 
 
+@pytest.mark.slow
 def test_bf16_mixed_on_cpu_with_channels_last(tmp_path: Path) -> None:
     args = [*FAST, "data=digits", "model=cnn", "model.dropout=[0,0]", "trainer.max_steps=8",
             "trainer.overfit_batches=1", "optim=adam", "optim.lr=3e-3", "scheduler=constant"]  # fmt: skip
@@ -108,6 +109,7 @@ def test_16_mixed_on_gpu(tmp_path: Path) -> None:
     assert results["status"] == "finished" and losses[-1] < losses[0]
 
 
+@pytest.mark.slow
 def test_compile_trains_and_keeps_checkpoint_names(tmp_path: Path) -> None:
     import torch._dynamo
 

@@ -62,6 +62,7 @@ def test_rotation_task_ignores_the_data_labels() -> None:
     assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_a_network_learns_to_predict_rotations(tmp_path: Path) -> None:
     results = train(compose(["task=rotation", "data=digits", "model=mlp", "model.dropout=0",
                              "optim=adam", "optim.lr=3e-3", "scheduler=constant", *FAST,
@@ -113,6 +114,7 @@ def test_a_missing_or_foreign_checkpoint_is_a_clear_error(tmp_path: Path) -> Non
         build_net(cfg, {"in_channels": 1, "image_size": 8, "num_classes": 10})
 
 
+@pytest.mark.slow
 def test_linear_probe_trains_the_head_only_and_keeps_batchnorm_statistics(
     pretrained: Path, tmp_path: Path
 ) -> None:

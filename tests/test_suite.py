@@ -18,6 +18,7 @@ def test_each_problem_has_its_recorded_definition(suite: str, problem: str, dige
     assert problem_record(cfg, problem) == {"name": problem, "hash": digest, "suite": suite}
 
 
+@pytest.mark.slow
 def test_the_hash_ignores_the_optimizer_seed_schedule_and_paths_but_not_the_budget() -> None:
     base = ["experiment=cpu_sst2"]
     digest = problem_hash(check_overrides(base))

@@ -59,6 +59,7 @@ def _runs_of(spec):
     return propose.plan(spec, None if spec.method == "grid" else 5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
 def test_every_run_of_every_sweep_is_a_valid_train_py_command(
     path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

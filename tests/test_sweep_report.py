@@ -89,6 +89,7 @@ def test_time_to_target_and_performance_profile() -> None:
     assert rho == {"adam": [1.0, 1.0, 1.0], "sgd": [0.0, 0.5, 0.5]}
 
 
+@pytest.mark.slow
 def test_report_writes_markdown_html_and_plots(tmp_path: Path) -> None:
     runs = [_run(t, o, lr, s, accs=(0.5, 0.7 + lr, 0.8 + lr)) for t in ("a/m", "b/m") for o in ("sgd", "adam") for lr in (0.01, 0.1) for s in (0, 1)]  # fmt: skip
     runs.append(_run("a/m", "sgd", 1.0, 0, status="diverged"))
@@ -282,6 +283,7 @@ class SameRunsApi:
         return SimpleNamespace(config=SWEEP_CONFIG, runs=runs)
 
 
+@pytest.mark.slow
 def test_a_local_and_an_online_report_of_the_same_runs_give_the_same_tables(tmp_path: Path) -> None:
     import json
 

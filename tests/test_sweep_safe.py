@@ -97,6 +97,7 @@ def test_two_runners_on_one_bayes_sweep_keep_to_its_run_cap(tmp_path: Path) -> N
     assert _starts(log) == Counter({k: 1 for k in entries})
 
 
+@pytest.mark.slow
 def test_a_runner_leaves_alone_a_run_another_runner_holds(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     spec = load_spec(_small(tmp_path))

@@ -356,6 +356,7 @@ def _remote(url: str):
     return RemoteFile("corpus.txt", f"{url}/corpus.txt", hashlib.md5(Stalling.payload).hexdigest())
 
 
+@pytest.mark.slow
 def test_a_download_killed_midway_is_fetched_again(tmp_path: Path, stalling_server: str) -> None:
     from datamodules.downloads import fetch
 

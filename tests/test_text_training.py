@@ -48,6 +48,7 @@ def run(
     return train(cfg, tmp_path), train_losses(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("data", "model", "task"), RUNS, ids=["-".join(r) for r in RUNS])
 def test_every_text_pair_trains(
     data: str, model: str, task: str, data_root: Path, tmp_path: Path
@@ -77,6 +78,7 @@ def test_every_text_pair_trains(
     )
 
 
+@pytest.mark.slow
 def test_gpt_overfits_one_batch(data_root: Path, tmp_path: Path) -> None:
     _, losses = run(tmp_path, "shakespeare_char", data_root, [
         "model=gpt", "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.dropout=0",
@@ -85,6 +87,7 @@ def test_gpt_overfits_one_batch(data_root: Path, tmp_path: Path) -> None:
     assert losses[-1] < 0.1 * losses[0], losses[::10]
 
 
+@pytest.mark.slow
 def test_textcnn_overfits_one_batch(data_root: Path, tmp_path: Path) -> None:
     _, losses = run(tmp_path, "sst2", data_root, [
         "model=textcnn", "model.dropout=0", *SMALL["textcnn"], "optim=adam", "optim.lr=1e-2",

@@ -38,6 +38,7 @@ def assert_staged_in_the_run(artifact: dict, run_dir: Path) -> None:
     assert "state_dict" in ckpt
 
 
+@pytest.mark.slow
 def test_log_model_best_logs_the_best_checkpoint_once_with_its_score(tmp_path: Path) -> None:
     results = _train()(compose([*RUN, "logger.wandb.log_model=best"]), tmp_path)
     assert results["status"] == "finished"
@@ -52,6 +53,7 @@ def test_log_model_best_logs_the_best_checkpoint_once_with_its_score(tmp_path: P
     assert_staged_in_the_run(artifact, tmp_path)
 
 
+@pytest.mark.slow
 def test_log_model_all_logs_every_new_best(tmp_path: Path) -> None:
     results = _train()(compose([*RUN, "logger.wandb.log_model=all"]), tmp_path)
     found = logged(tmp_path)
@@ -64,6 +66,7 @@ def test_log_model_all_logs_every_new_best(tmp_path: Path) -> None:
         assert_staged_in_the_run(a, tmp_path)
 
 
+@pytest.mark.slow
 def test_no_artifact_by_default(tmp_path: Path) -> None:
     _train()(compose(RUN), tmp_path)
     assert logged(tmp_path) == []

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.sweep.spec import command, load_spec
 from harness.tracking.names import run_name, short_number
 from tests.conftest import FAST, ROOT, compose
@@ -33,6 +35,7 @@ def run_record(run_dir: Path):
     return next(r.run for r in records(path) if r.WhichOneof("record_type") == "run")
 
 
+@pytest.mark.slow
 def test_a_sweep_run_is_named_typed_and_tagged_once(tmp_path: Path) -> None:
     spec = load_spec(ROOT / "sweeps" / "optim_lr_digits.yaml")
     params = {"data": "digits", "model": "mlp", "scheduler": "constant", "optim": "adam",
@@ -53,6 +56,7 @@ def test_a_sweep_run_is_named_typed_and_tagged_once(tmp_path: Path) -> None:
     assert run.run_group == "optim-lr-digits"
 
 
+@pytest.mark.slow
 def test_the_name_can_be_set(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     fast = [o for o in FAST if not o.startswith("logger.wandb")]

@@ -70,6 +70,7 @@ def test_long_diff_is_cut_with_a_note(
     assert state["diff_truncated"] and "code.diff cut at 50 of" in text
 
 
+@pytest.mark.slow
 def test_results_and_wandb_config_record_command_versions_hardware(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     fast = [o for o in FAST if not o.startswith("logger.wandb")]

@@ -43,6 +43,7 @@ def hparams(acc) -> tuple[dict, list[str]]:
     return values, metrics
 
 
+@pytest.mark.slow
 def test_tensorboard_run_holds_scalars_pictures_and_score(tmp_path: Path) -> None:
     overrides = [o for o in FAST if not o.startswith(("logger.", "callbacks="))]
     cfg = compose([*overrides, "logger=[csv,tensorboard]", "callbacks=[predictions]",
@@ -82,6 +83,7 @@ def test_logger_group_combines_like_callbacks() -> None:
     assert compose([]).logger.get("tensorboard") is None
 
 
+@pytest.mark.slow
 def test_a_killed_and_resumed_run_shows_every_step_once(tmp_path: Path) -> None:
     """SIGKILL between checkpoints: the resumed run replays the steps since last.ckpt; TensorBoard
     drops the killed attempt's events after the checkpoint (a purge) and shows each step once."""

@@ -40,6 +40,7 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_segments_hold_every_step_once_in_order(resumed: Path) -> None:
     found = wandb_sync.segments(resumed)
     assert len(found) == 2
@@ -53,6 +54,7 @@ def test_segments_hold_every_step_once_in_order(resumed: Path) -> None:
     wandb_sync.check_order(found)
 
 
+@pytest.mark.slow  # the module's resumed run: a 17 s fixture
 def test_the_sync_command_uploads_every_segment_into_one_run(
     resumed: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -70,6 +72,7 @@ def test_the_sync_command_uploads_every_segment_into_one_run(
     assert all(f.folder.name in out.stdout + out.stderr for f in found)
 
 
+@pytest.mark.slow  # the module's resumed run: a 17 s fixture
 def test_overlapping_attempts_are_refused(resumed: Path) -> None:
     first, second = wandb_sync.segments(resumed)
     second.steps.insert(0, first.steps[-1] - 1)

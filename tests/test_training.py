@@ -32,6 +32,7 @@ def run(tmp_path: Path, overrides: list[str]) -> tuple[dict, list[float]]:
     return results, train_losses(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", DATA)
 @pytest.mark.parametrize("model", MODELS)
 def test_every_data_model_pair_trains(
@@ -49,6 +50,7 @@ def test_every_data_model_pair_trains(
     assert read_results(tmp_path)["test/acc"] == results["test/acc"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optim", OPTIMS)
 def test_every_optimizer_lowers_the_loss(optim: str, tmp_path: Path) -> None:
     # One repeated batch: whether the optimizer descends is then not hidden by batch noise.
@@ -61,6 +63,7 @@ def test_every_optimizer_lowers_the_loss(optim: str, tmp_path: Path) -> None:
     assert losses[-1] < 0.7 * losses[0], losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
 def test_every_scheduler_trains(scheduler: str, tmp_path: Path) -> None:
     results, losses = run(tmp_path, ["data=digits", "model=mlp", f"scheduler={scheduler}", "trainer.max_steps=12",
@@ -69,6 +72,7 @@ def test_every_scheduler_trains(scheduler: str, tmp_path: Path) -> None:
     assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]
 
 
+@pytest.mark.slow
 def test_model_overfits_one_batch(tmp_path: Path) -> None:
     _results, losses = run(tmp_path, ["data=digits", "model=cnn", "optim=adam", "optim.lr=3e-3", "scheduler=constant",
                                      "trainer.max_steps=60", "trainer.overfit_batches=1", "model.dropout=[0,0]",
@@ -76,6 +80,7 @@ def test_model_overfits_one_batch(tmp_path: Path) -> None:
     assert losses[-1] < 0.05, losses[-5:]
 
 
+@pytest.mark.slow
 def test_same_seed_same_losses_other_seed_other_losses(tmp_path: Path) -> None:
     args = ["data=digits", "model=cnn", "trainer.max_steps=8"]
     _, a = run(tmp_path / "a", [*args, "seed=3"])
@@ -95,6 +100,7 @@ def test_checkpoints_hold_plain_values_only(tmp_path: Path) -> None:
         assert ckpt["hyper_parameters"]["num_classes"] == 10
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_continues_the_step_count(tmp_path: Path) -> None:
     first, _ = run(tmp_path, ["data=digits", "model=mlp", "trainer.max_steps=4"])
     assert first["steps"] == 4
