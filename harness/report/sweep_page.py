@@ -1,5 +1,7 @@
 """Write the report: OUT/report.md and OUT/report.html (the same content), OUT/report.json (every
-table's rows as plain values, for code to read) and the PNGs they show."""
+table's rows as plain values, for code to read) and the PNGs they show.
+(Over 250 lines: the report's sections and their three renderings, which must stay in step.)
+"""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ worker can call it in a forked child. Multirun jobs (-m) come through Hydra's ow
 (hydra.output_subdir is null in conf/config.yaml): RUN_DIR/.hydra/ is written here, after the
 checks, with secrets masked.
 
-Imports nothing heavy at module level: `python train.py --help` must stay fast.
+Imports nothing heavy at module level: `python train.py --help` must stay fast. (Over 250 lines:
+the two entry paths, run_command and hydra_job, share every step after composition.)
 """
 
 from __future__ import annotations
