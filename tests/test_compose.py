@@ -67,3 +67,31 @@ def test_kept_compositions_follow_edits_to_conf(tmp_path: Path, monkeypatch) -> 
     adam.write_text(re.sub(r"^lr: .*$", "lr: 0.123", adam.read_text(), flags=re.M))
     edited, _ = composer.compose_with_defaults(["optim=adam", "hydra.run.dir=/tmp/r/3"])
     assert len(calls) == 2 and edited.optim.lr == 0.123
+
+
+def _keep(tmp_path: Path, monkeypatch) -> Path:
+    """A copy of conf/ whose compositions are kept, as in the fork server."""
+    conf = tmp_path / "conf"
+    shutil.copytree(composer.CONF_DIR, conf)
+    monkeypatch.setattr(composer, "CONF_DIR", conf)
+    monkeypatch.setattr(composer, "_kept", None)
+    composer.keep_compositions()
+    return conf
+
+
+@pytest.mark.parametrize("values", [["optim.lr=0.5"], []], ids=["values", "no values"])
+def test_a_kept_composition_records_the_runs_own_working_directory(
+    tmp_path: Path, monkeypatch, values: list[str]
+) -> None:
+    """Hydra records os.getcwd() in hydra.runtime.cwd: the fork server composes in its own
+    directory, its child runs in the run's (Runner.cwd); .hydra/hydra.yaml and
+    ${hydra:runtime.cwd} must say the run's, as `python train.py` there would."""
+    _keep(tmp_path, monkeypatch)
+    composer.compose_with_defaults(["optim=adam", *values, "hydra.run.dir=/tmp/r/1"])  # server
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the child
+    overrides = ["optim=adam", *values] + (["hydra.run.dir=/tmp/r/2"] if values else [])
+    kept, _ = composer.compose_with_defaults(overrides)
+    assert kept.hydra.runtime.cwd == str(elsewhere)
+    assert OmegaConf.to_container(kept) == OmegaConf.to_container(composer.compose(overrides))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,8 @@ def compose_with_defaults(
         bases[shared] = compose(list(shared))
     base = bases[shared]
     cfg = copy.deepcopy(base)
+    if cfg.hydra.runtime.cwd != os.getcwd():  # composed elsewhere: the fork server, for its child
+        cfg.hydra.runtime.cwd = os.getcwd()  # as Hydra records it, where the run runs
     if not values and not run_dir:
         return cfg, base
     try:
