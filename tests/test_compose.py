@@ -95,3 +95,30 @@ def test_a_kept_composition_records_the_runs_own_working_directory(
     kept, _ = composer.compose_with_defaults(overrides)
     assert kept.hydra.runtime.cwd == str(elsewhere)
     assert OmegaConf.to_container(kept) == OmegaConf.to_container(composer.compose(overrides))
+
+
+def test_an_editors_lock_link_in_conf_does_not_break_a_kept_composition(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Emacs locks a file it edits with a dangling symlink beside it (.#adam.yaml); editors'
+    temporary files come and go. Hydra composes regardless: so must a forked run."""
+    conf = _keep(tmp_path, monkeypatch)
+    (conf / "optim" / ".#adam.yaml").symlink_to("someone@host.1234:1700000000")
+    cfg, _ = composer.compose_with_defaults(["optim=adam", "hydra.run.dir=/tmp/r/1"])
+    assert cfg.optim.lr == composer.compose(["optim=adam"]).optim.lr
+
+
+def test_kept_compositions_follow_edits_under_a_symlinked_folder_of_conf(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A config group shared between checkouts by a symlink: Hydra reads through it, so an edit
+    there is an edit of conf/ (Path.rglob does not descend into symlinked folders)."""
+    conf = _keep(tmp_path, monkeypatch)
+    shared = tmp_path / "shared_optim"
+    shutil.move(conf / "optim", shared)
+    (conf / "optim").symlink_to(shared, target_is_directory=True)
+    first, _ = composer.compose_with_defaults(["optim=adam", "hydra.run.dir=/tmp/r/1"])
+    adam = shared / "adam.yaml"
+    adam.write_text(re.sub(r"^lr: .*$", "lr: 0.123", adam.read_text(), flags=re.M))
+    edited, _ = composer.compose_with_defaults(["optim=adam", "hydra.run.dir=/tmp/r/2"])
+    assert first.optim.lr != 0.123 and edited.optim.lr == 0.123

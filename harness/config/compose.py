@@ -126,12 +126,31 @@ def keep_compositions() -> None:
 
 
 def _conf_state() -> list[tuple[str, int, int]]:
-    """Each file of conf/: path, size, modification time (ns)."""
-    state = []
-    for path in CONF_DIR.rglob("*"):
-        stat = path.stat()
-        state.append((str(path), stat.st_size, stat.st_mtime_ns))
+    """Each file and folder of conf/, symlinked folders followed as Hydra reads them: path, size,
+    modification time (ns); a dangling link (an editor's lock) or an entry gone meanwhile as
+    itself, not an error."""
+    state, seen = [], set()
+    for top, dirs, files in os.walk(CONF_DIR, followlinks=True):
+        here = _stat(top)
+        if here is None or (here.st_dev, here.st_ino) in seen:  # gone, or a link loop
+            dirs.clear()
+            continue
+        seen.add((here.st_dev, here.st_ino))
+        for name in (*dirs, *files):
+            path = os.path.join(top, name)
+            stat = _stat(path)
+            state.append((path, -1, -1) if stat is None else (path, stat.st_size, stat.st_mtime_ns))
     return sorted(state)
+
+
+def _stat(path: str) -> os.stat_result | None:
+    """What the path leads to, else the link itself, else None (removed since it was listed)."""
+    for stat in (os.stat, os.lstat):
+        try:
+            return stat(path)
+        except OSError:
+            pass
+    return None
 
 
 def _kept_bases() -> dict[tuple[str, ...], Any]:
