@@ -122,3 +122,19 @@ def test_kept_compositions_follow_edits_under_a_symlinked_folder_of_conf(
     adam.write_text(re.sub(r"^lr: .*$", "lr: 0.123", adam.read_text(), flags=re.M))
     edited, _ = composer.compose_with_defaults(["optim=adam", "hydra.run.dir=/tmp/r/2"])
     assert first.optim.lr != 0.123 and edited.optim.lr == 0.123
+
+
+def test_a_run_directory_given_with_plus_plus_is_applied_like_a_value(monkeypatch) -> None:
+    """W&B's ${args_override_hydra} macro writes ++hydra.run.dir=...: one composition for the
+    sweep still, not one kept per run (~0.3 MB each in the fork server, and its time)."""
+    calls = []
+    compose = composer.compose
+    monkeypatch.setattr(composer, "compose", lambda o: calls.append(o) or compose(o))
+    bases: dict = {}
+    made = [
+        composer.compose_with_defaults(["optim=adam", f"++hydra.run.dir=/tmp/r/{i}"], bases)[0]
+        for i in range(3)
+    ]
+    assert calls == [["optim=adam"]] and len(bases) == 1
+    hydra = compose(["optim=adam", "++hydra.run.dir=/tmp/r/2"])
+    assert OmegaConf.to_container(made[2]) == OmegaConf.to_container(hydra)

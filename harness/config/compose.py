@@ -111,8 +111,8 @@ def _record_overrides(cfg: Any, overrides: list[str]) -> None:
 
 
 # Differs in every run of a sweep, and picks no file: applied to the cached composition of the
-# other choices, like a value.
-RUN_DIR = "hydra.run.dir="
+# other choices, like a value (++: W&B's ${args_override_hydra} macro).
+RUN_DIR = ("hydra.run.dir=", "++hydra.run.dir=")
 
 # The fork server's compositions (keep_compositions), inherited by every run it forks; of one
 # state of conf/ (_conf_state), dropped when a file there changes.
