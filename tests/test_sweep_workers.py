@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -215,6 +216,26 @@ def test_a_run_ending_does_not_remove_the_servers_wandb_temp_dirs(tmp_path: Path
     finally:
         w.close()
     assert not os.path.exists(_probe(tmp_path / "a")["media_tmp"])  # the server's, at its exit
+
+
+@pytest.mark.slow
+def test_a_server_no_run_was_asked_of_ends_by_its_atexit_handlers(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A sweep with nothing left to run (a resume of a finished one, a rerun whose runs all ended)
+    opens the server and never asks it for a run: once it is ready it ends as after a sweep, its
+    temporary directories (W&B's, made at import) removed, not by SIGKILL."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))  # the server's tempfile.gettempdir()
+    w = Workers(threads=1, preload=("wandb",))
+    w.open()
+    try:
+        assert select.select([w.sock], [], [], 120)[0]  # it has said it is ready
+    finally:
+        w.close()
+    assert w.server.returncode == 0
+    assert not list(temp.iterdir())
 
 
 @pytest.mark.slow

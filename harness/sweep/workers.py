@@ -121,6 +121,8 @@ class Workers:
 
     def close(self) -> None:
         """End the server (a run still going gets SIGTERM, as when the runner dies)."""
+        if self.sock is not None and not self.ready:
+            self.collect()  # a "ready" no run has read (none was started): it may end by itself
         if self.sock is not None:
             self.sock.close()
             self.sock = None
