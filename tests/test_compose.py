@@ -138,3 +138,20 @@ def test_a_run_directory_given_with_plus_plus_is_applied_like_a_value(monkeypatc
     assert calls == [["optim=adam"]] and len(bases) == 1
     hydra = compose(["optim=adam", "++hydra.run.dir=/tmp/r/2"])
     assert OmegaConf.to_container(made[2]) == OmegaConf.to_container(hydra)
+
+
+def test_kept_compositions_follow_edits_to_a_folder_of_the_search_path(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """docs/optimizers.md: your own optim file in DIR/optim/, added by hydra.searchpath (a sweep's
+    extra override). Only conf/ is watched: a composition that reads other folders is not kept."""
+    _keep(tmp_path, monkeypatch)
+    mine = tmp_path / "mine" / "optim" / "mine.yaml"
+    mine.parent.mkdir(parents=True)
+    adam = (composer.CONF_DIR / "optim" / "adam.yaml").read_text()
+    mine.write_text(adam)
+    choices = [f"hydra.searchpath=[file://{mine.parents[1]}]", "optim=mine"]
+    composer.compose_with_defaults([*choices, "hydra.run.dir=/tmp/r/1"])
+    mine.write_text(re.sub(r"^lr: .*$", "lr: 0.123", adam, flags=re.M))
+    edited, _ = composer.compose_with_defaults([*choices, "hydra.run.dir=/tmp/r/2"])
+    assert edited.optim.lr == 0.123

@@ -170,10 +170,13 @@ def compose_with_defaults(
     choices, values = split_overrides(overrides)
     run_dir = [o for o in choices if o.startswith(RUN_DIR)]
     shared = tuple(o for o in choices if o not in run_dir)
-    bases = _kept_bases() if bases is None else bases
-    if shared not in bases:
-        bases[shared] = compose(list(shared))
-    base = bases[shared]
+    kept, bases = bases is None, _kept_bases() if bases is None else bases
+    base = bases.get(shared)
+    if base is None:
+        base = compose(list(shared))
+        # only conf/ is watched (_conf_state): one that reads other folders is composed each time
+        if not (kept and base.hydra.searchpath):
+            bases[shared] = base
     cfg = copy.deepcopy(base)
     if cfg.hydra.runtime.cwd != os.getcwd():  # composed elsewhere: the fork server, for its child
         cfg.hydra.runtime.cwd = os.getcwd()  # as Hydra records it, where the run runs
