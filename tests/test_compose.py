@@ -4,6 +4,7 @@ runs of a sweep differ in their values and their run directory only."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -155,3 +156,26 @@ def test_kept_compositions_follow_edits_to_a_folder_of_the_search_path(
     mine.write_text(re.sub(r"^lr: .*$", "lr: 0.123", adam, flags=re.M))
     edited, _ = composer.compose_with_defaults([*choices, "hydra.run.dir=/tmp/r/2"])
     assert edited.optim.lr == 0.123
+
+
+def test_kept_compositions_follow_a_symlink_pointed_at_another_file(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """optim/mine.yaml -> a.yaml, then -> b.yaml (ln -sf): two files of one size whose
+    modification times are equal (written in one clock tick, as git checkout writes many) are
+    still two files."""
+    conf = _keep(tmp_path, monkeypatch)
+    adam = (conf / "optim" / "adam.yaml").read_text()
+    a, b = conf / "optim" / "a.yaml", conf / "optim" / "b.yaml"
+    a.write_text(re.sub(r"^lr: .*$", "lr: 0.1", adam, flags=re.M))
+    b.write_text(re.sub(r"^lr: .*$", "lr: 0.2", adam, flags=re.M))
+    link = conf / "optim" / "mine.yaml"
+    link.symlink_to("a.yaml")
+    for path in (a, b, conf / "optim"):
+        os.utime(path, ns=(10**18, 10**18))
+    first, _ = composer.compose_with_defaults(["optim=mine", "hydra.run.dir=/tmp/r/1"])
+    link.unlink()
+    link.symlink_to("b.yaml")
+    os.utime(conf / "optim", ns=(10**18, 10**18))
+    again, _ = composer.compose_with_defaults(["optim=mine", "hydra.run.dir=/tmp/r/2"])
+    assert (first.optim.lr, again.optim.lr) == (0.1, 0.2)

@@ -125,10 +125,10 @@ def keep_compositions() -> None:
     _kept = {"state": None, "bases": {}}
 
 
-def _conf_state() -> list[tuple[str, int, int]]:
-    """Each file and folder of conf/, symlinked folders followed as Hydra reads them: path, size,
-    modification time (ns); a dangling link (an editor's lock) or an entry gone meanwhile as
-    itself, not an error."""
+def _conf_state() -> list[tuple[str, int, int, int]]:
+    """Each file and folder of conf/, symlinked folders followed as Hydra reads them: path, inode,
+    size, modification time (ns) (the inode: a link pointed at another file of the same size and
+    time); a dangling link (an editor's lock) or an entry gone meanwhile as itself, no error."""
     state, seen = [], set()
     for top, dirs, files in os.walk(CONF_DIR, followlinks=True):
         here = _stat(top)
@@ -139,7 +139,10 @@ def _conf_state() -> list[tuple[str, int, int]]:
         for name in (*dirs, *files):
             path = os.path.join(top, name)
             stat = _stat(path)
-            state.append((path, -1, -1) if stat is None else (path, stat.st_size, stat.st_mtime_ns))
+            if stat is None:
+                state.append((path, -1, -1, -1))
+            else:
+                state.append((path, stat.st_ino, stat.st_size, stat.st_mtime_ns))
     return sorted(state)
 
 
