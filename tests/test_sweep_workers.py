@@ -238,6 +238,35 @@ def test_a_server_no_run_was_asked_of_ends_by_its_atexit_handlers(
     assert not list(temp.iterdir())
 
 
+UNUSABLE = """
+import atexit, shutil, tempfile, threading, time
+kept = tempfile.mkdtemp()
+threading.Thread(target=time.sleep, args=(600,), daemon=True).start()  # the server is unusable
+atexit.register(lambda: (time.sleep(0.5), shutil.rmtree(kept)))  # its cleanup takes a while
+"""
+
+
+@pytest.mark.slow
+def test_an_unusable_server_ends_by_its_atexit_handlers(tmp_path: Path, monkeypatch) -> None:
+    """A server that could not be used (a thread ran after its imports) exits by itself at once:
+    closing the workers waits for it rather than killing its cleanup."""
+    (tmp_path / "starts_a_thread.py").write_text(UNUSABLE)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    w = Workers(threads=1, preload=("starts_a_thread",))
+    w.open()
+    try:
+        assert select.select([w.sock], [], [], 120)[0]  # it has said why it is unusable
+        w.collect()
+        assert "could not start" in w.broken
+    finally:
+        w.close()
+    assert w.server.returncode == 1
+    assert not list(temp.iterdir())
+
+
 @pytest.mark.slow
 def test_wandb_offline_files_are_those_of_a_train_py_process(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")

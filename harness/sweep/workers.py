@@ -127,7 +127,7 @@ class Workers:
             self.sock.close()
             self.sock = None
         if self.server is not None:
-            if not self.ready:  # still importing (the sweep was refused): nothing to wait for
+            if not self.ready and not self.broken:  # still importing: nothing to wait for
                 self.server.kill()
             try:
                 self.server.wait(timeout=10)
