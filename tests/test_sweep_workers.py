@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -215,6 +216,55 @@ def test_a_run_ending_does_not_remove_the_servers_wandb_temp_dirs(tmp_path: Path
     finally:
         w.close()
     assert not os.path.exists(_probe(tmp_path / "a")["media_tmp"])  # the server's, at its exit
+
+
+@pytest.mark.slow
+def test_a_server_no_run_was_asked_of_ends_by_its_atexit_handlers(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A sweep with nothing left to run (a resume of a finished one, a rerun whose runs all ended)
+    opens the server and never asks it for a run: once it is ready it ends as after a sweep, its
+    temporary directories (W&B's, made at import) removed, not by SIGKILL."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))  # the server's tempfile.gettempdir()
+    w = Workers(threads=1, preload=("wandb",))
+    w.open()
+    try:
+        assert select.select([w.sock], [], [], 120)[0]  # it has said it is ready
+    finally:
+        w.close()
+    assert w.server.returncode == 0
+    assert not list(temp.iterdir())
+
+
+UNUSABLE = """
+import atexit, shutil, tempfile, threading, time
+kept = tempfile.mkdtemp()
+threading.Thread(target=time.sleep, args=(600,), daemon=True).start()  # the server is unusable
+atexit.register(lambda: (time.sleep(0.5), shutil.rmtree(kept)))  # its cleanup takes a while
+"""
+
+
+@pytest.mark.slow
+def test_an_unusable_server_ends_by_its_atexit_handlers(tmp_path: Path, monkeypatch) -> None:
+    """A server that could not be used (a thread ran after its imports) exits by itself at once:
+    closing the workers waits for it rather than killing its cleanup."""
+    (tmp_path / "starts_a_thread.py").write_text(UNUSABLE)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    w = Workers(threads=1, preload=("starts_a_thread",))
+    w.open()
+    try:
+        assert select.select([w.sock], [], [], 120)[0]  # it has said why it is unusable
+        w.collect()
+        assert "could not start" in w.broken
+    finally:
+        w.close()
+    assert w.server.returncode == 1
+    assert not list(temp.iterdir())
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -110,8 +111,8 @@ def _record_overrides(cfg: Any, overrides: list[str]) -> None:
 
 
 # Differs in every run of a sweep, and picks no file: applied to the cached composition of the
-# other choices, like a value.
-RUN_DIR = "hydra.run.dir="
+# other choices, like a value (++: W&B's ${args_override_hydra} macro).
+RUN_DIR = ("hydra.run.dir=", "++hydra.run.dir=")
 
 # The fork server's compositions (keep_compositions), inherited by every run it forks; of one
 # state of conf/ (_conf_state), dropped when a file there changes.
@@ -124,13 +125,35 @@ def keep_compositions() -> None:
     _kept = {"state": None, "bases": {}}
 
 
-def _conf_state() -> list[tuple[str, int, int]]:
-    """Each file of conf/: path, size, modification time (ns)."""
-    state = []
-    for path in CONF_DIR.rglob("*"):
-        stat = path.stat()
-        state.append((str(path), stat.st_size, stat.st_mtime_ns))
+def _conf_state() -> list[tuple[str, int, int, int]]:
+    """Each file and folder of conf/, symlinked folders followed as Hydra reads them: path, inode,
+    size, modification time (ns) (the inode: a link pointed at another file of the same size and
+    time); a dangling link (an editor's lock) or an entry gone meanwhile as itself, no error."""
+    state, seen = [], set()
+    for top, dirs, files in os.walk(CONF_DIR, followlinks=True):
+        here = _stat(top)
+        if here is None or (here.st_dev, here.st_ino) in seen:  # gone, or a link loop
+            dirs.clear()
+            continue
+        seen.add((here.st_dev, here.st_ino))
+        for name in (*dirs, *files):
+            path = os.path.join(top, name)
+            stat = _stat(path)
+            if stat is None:
+                state.append((path, -1, -1, -1))
+            else:
+                state.append((path, stat.st_ino, stat.st_size, stat.st_mtime_ns))
     return sorted(state)
+
+
+def _stat(path: str) -> os.stat_result | None:
+    """What the path leads to, else the link itself, else None (removed since it was listed)."""
+    for stat in (os.stat, os.lstat):
+        try:
+            return stat(path)
+        except OSError:
+            pass
+    return None
 
 
 def _kept_bases() -> dict[tuple[str, ...], Any]:
@@ -150,11 +173,16 @@ def compose_with_defaults(
     choices, values = split_overrides(overrides)
     run_dir = [o for o in choices if o.startswith(RUN_DIR)]
     shared = tuple(o for o in choices if o not in run_dir)
-    bases = _kept_bases() if bases is None else bases
-    if shared not in bases:
-        bases[shared] = compose(list(shared))
-    base = bases[shared]
+    kept, bases = bases is None, _kept_bases() if bases is None else bases
+    base = bases.get(shared)
+    if base is None:
+        base = compose(list(shared))
+        # only conf/ is watched (_conf_state): one that reads other folders is composed each time
+        if not (kept and base.hydra.searchpath):
+            bases[shared] = base
     cfg = copy.deepcopy(base)
+    if cfg.hydra.runtime.cwd != os.getcwd():  # composed elsewhere: the fork server, for its child
+        cfg.hydra.runtime.cwd = os.getcwd()  # as Hydra records it, where the run runs
     if not values and not run_dir:
         return cfg, base
     try:

@@ -65,8 +65,8 @@ class Child(subprocess.Popen):
 
 
 def wait_any(jobs: Any, timeout: float) -> None:
-    """Return once one of these runs may have ended, or after `timeout` s (at once if none runs
-    that can be watched: a queued Slurm job has no descriptor, and is polled)."""
+    """Return once one of these runs may have ended, or after `timeout` s (all of it if one of them
+    cannot be watched, or none runs: a Slurm job has no descriptor, and is polled)."""
     jobs = list(jobs)
     if any(job.proc.returncode is not None for job in jobs):  # seen ended, not yet collected
         return

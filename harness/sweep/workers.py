@@ -121,11 +121,13 @@ class Workers:
 
     def close(self) -> None:
         """End the server (a run still going gets SIGTERM, as when the runner dies)."""
+        if self.sock is not None and not self.ready:
+            self.collect()  # a "ready" no run has read (none was started): it may end by itself
         if self.sock is not None:
             self.sock.close()
             self.sock = None
         if self.server is not None:
-            if not self.ready:  # still importing (the sweep was refused): nothing to wait for
+            if not self.ready and not self.broken:  # still importing: nothing to wait for
                 self.server.kill()
             try:
                 self.server.wait(timeout=10)
