@@ -192,6 +192,21 @@ def test_gpu_runs_and_other_programs_start_as_processes(monkeypatch) -> None:
     assert "not a Python program" in w.why_not([sys.executable, "-u", "train.py"])
 
 
+def test_a_program_beside_its_own_packages_starts_as_a_process(tmp_path: Path) -> None:
+    """Forked, it would get the server's harness (or models...), not the ones beside it."""
+    w = Workers(threads=1)  # never started: the default preload, decided beforehand
+    for own in ("harness", "models", "optim"):
+        (tmp_path / own / own).mkdir(parents=True)
+        argv = [sys.executable, "train.py", "optim=adam"]
+        assert own in w.why_not(argv, tmp_path / own)
+        assert own in w.why_not([sys.executable, str(tmp_path / own / "train.py")])
+    (tmp_path / "mine").mkdir()
+    assert (
+        w.why_not([sys.executable, "my_train.py"], tmp_path / "mine") is None
+    )  # harness installed
+    assert w.why_not([sys.executable, "train.py"], ROOT) is None
+
+
 def test_a_thread_in_the_server_forbids_the_fork() -> None:
     stop = threading.Event()
     t = threading.Thread(target=stop.wait)

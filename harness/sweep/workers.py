@@ -28,12 +28,13 @@ from harness.sweep.fork_server import receive
 ROOT = Path(__file__).resolve().parents[2]  # where `harness` imports from
 # What the server imports: what a train.py run spends its first seconds importing (measured in a
 # digits run: sklearn.datasets alone is 1.2 s, W&B's public API 0.6 s). One that fails to import
-# is skipped: a run that needs it fails as a process would.
+# is skipped: a run that needs it fails as a process would. Its top-level packages of this project
+# (harness, models...) are the ones a forked program gets: one beside its own is not forked.
 PRELOAD = ("torch", "lightning", "wandb", "wandb.apis.public", "wandb.sdk.launch.sweeps.utils",
            "hydra", "sklearn.datasets", "harness.run.app", "harness.config.command",
            "harness.run.recipe", "harness.run.build", "harness.run.callbacks",
            "harness.run.summary", "harness.run.progress", "harness.run.checkpoint_io",
-           "lightning_modules.classifier", "datamodules.digits", "models.cnn")  # fmt: skip
+           "lightning_modules.classifier", "datamodules.digits", "models.cnn", "optim.factory")  # fmt: skip
 NOT_CPU = ("gpu", "cuda", "mps", "tpu", "hpu")  # trainer.accelerator values that are not the CPU
 
 
@@ -135,12 +136,19 @@ class Workers:
                 self.server.kill()
                 self.server.wait()
 
-    def why_not(self, argv: list[str]) -> str | None:
+    def why_not(self, argv: list[str], cwd: Path = ROOT) -> str | None:
         """Why this run cannot be forked, else None."""
         rest = argv[1:] if argv[:1] == ["/usr/bin/env"] else argv
         python = rest[:1] and os.path.realpath(rest[0]) == os.path.realpath(sys.executable)
         if not python or len(rest) < 2 or rest[1].startswith("-"):
             return f"{' '.join(argv[:3])} is not a Python program run by {sys.executable}"
+        home = Path(cwd, rest[1]).resolve().parent
+        own = sorted(
+            n for n in self._packages() if (home / n).is_dir() or (home / f"{n}.py").is_file()
+        )
+        if home != ROOT and own:  # as a process, the program would import its own
+            return (f"{rest[1]} sits beside its own {', '.join(own)} ({home}), not the ones the "
+                    "fork server imported")  # fmt: skip
         accelerator = "auto"
         for arg in rest[2:]:
             key, _, value = arg.partition("=")
@@ -151,12 +159,16 @@ class Workers:
                     "must start in a process of its own")  # fmt: skip
         return None
 
+    def _packages(self) -> set[str]:
+        """The project's top-level packages the server imports (harness, models, ...)."""
+        return {m.split(".")[0] for m in self.preload if (ROOT / m.split(".")[0]).is_dir()}
+
     def start(
         self, key: str, params: dict[str, Any], argv: list[str], run_dir: Path, cwd: Path,
         threads: int, keep: int | None = None,
     ) -> process.Job:  # fmt: skip
         """process.start's run, forked from the server when it can be."""
-        reason = self.why_not(argv) or self._up()  # waits for the server's imports, once
+        reason = self.why_not(argv, cwd) or self._up()  # waits for the server's imports, once
         asked = time.time()  # the run's wall includes its fork (and the server's composition)
         if reason is None:
             run_dir.mkdir(parents=True, exist_ok=True)
