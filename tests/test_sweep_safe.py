@@ -157,6 +157,16 @@ def test_a_refused_sweep_file_writes_nothing_and_the_fixed_file_then_runs(tmp_pa
     assert dict(summary.states) == {"finished": 2}
 
 
+def test_a_sweep_file_that_is_not_yaml_is_one_line_naming_where(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmethod: grid\nparameters:\n  optim: {values: [sgd, adam]\n")
+    with pytest.raises(ConfigError) as e:
+        load_spec(bad)
+    assert "\n" not in str(e.value)
+    assert str(e.value).startswith(f"{bad} is not valid YAML: line 5, column 1: expected ',' or ")
+    assert "flow mapping that starts at line 4, column 10" in str(e.value)
+
+
 # -- item 7: secrets ----------------------------------------------------------------------------
 
 

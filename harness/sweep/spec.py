@@ -52,7 +52,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     except OSError as e:
         raise ConfigError(f"cannot read sweep file {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        raise ConfigError(f"{path} is not valid YAML: {yaml_problem(e)}") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: a sweep file is a mapping (method, metric, parameters ...)")
     violations = engine().schema_violations_from_proposed_config(config)
@@ -68,6 +68,18 @@ def load_spec(path: str | Path) -> SweepSpec:
                 f"supported: {', '.join('${' + m + '}' for m in SUPPORTED_MACROS)}"
             )
     return SweepSpec(name=str(config.get("name") or path.stem), config=config, path=path)
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML error in one line: where (1-based line and column) and what."""
+    mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None)
+    if mark is None or problem is None:
+        return " ".join(str(error).split())
+    line = f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    context, start = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and start is not None:
+        line += f" ({context} that starts at line {start.line + 1}, column {start.column + 1})"
+    return line
 
 
 def overrides(params: dict[str, Any]) -> list[str]:
