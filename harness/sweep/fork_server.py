@@ -121,12 +121,11 @@ def serve(sock: socket.socket, temps: list[tempfile.TemporaryDirectory]) -> None
                 return  # the runner closed its end
             request = json.loads(data)
             reason = unsafe_to_fork() or _env_differs(request["env"])
-            if not reason:
-                program, *args = request["argv"]
-                compose_for(os.path.join(request["cwd"], program), args)
             if reason:
                 send(sock, {"refused": reason})
             else:
+                program, *args = request["argv"]
+                compose_for(os.path.join(request["cwd"], program), args)
                 parent = os.getpid()
                 pid = os.fork()
                 if pid == 0:
