@@ -1,5 +1,6 @@
 """The fork server of warm workers (`sweep.py run --workers fork`, started by harness.sweep.workers):
-it imports torch, Lightning, W&B, Hydra and the harness once, then forks one child per run. Each
+it imports torch, Lightning, W&B, Hydra and the harness once (and composes each set of group choices
+of a train.py run once: compose_for), then forks one child per run. Each
 child makes itself what `python PROGRAM ARGS` would be (its own log, environment, signals, working
 directory, lock) and runs PROGRAM as __main__ (train.py: run_command); the server reports its exit.
 
