@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -33,8 +34,16 @@ def main() -> None:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # for the processes started below
         torch.set_num_threads(threads)
 
-    from benchmarks import data_path, startup, step_time, sweep_workers, wandb_overhead
-    from benchmarks.common import bench_data, machine
+    from benchmarks import (
+        data_path,
+        pictures,
+        shakespeare_char,
+        startup,
+        step_time,
+        sweep_workers,
+        wandb_overhead,
+    )
+    from benchmarks.common import ROOT, bench_data, machine
 
     bench_data()  # written once (a minute) before any clock starts
     started = time.time()
@@ -53,6 +62,23 @@ def main() -> None:
     figures["sweep_workers"] = sweep_workers.main(
         args.repeats, [*sweep_workers.NARROW, "trainer.max_epochs=1", f"trainer.limit_train_batches={batches}"]
     )  # fmt: skip
+    print("\n== pictures: each drawing, against the issue's commit ==")
+    figures["pictures"] = pictures.main(args.repeats)
+    # last: it sets WANDB_MODE=disabled in this process, which the sweeps above must not inherit
+    print("\n== char-LM preset vs its plain loop ==")
+    text = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "data")
+    if (text / "tinyshakespeare").is_dir():
+        steps = 20 if args.quick else 250
+        figures["char_lm"] = shakespeare_char.measure(
+            [
+                f"data.root={text}",
+                f"trainer.max_steps={steps}",
+                f"trainer.val_check_interval={steps // 2}",
+            ],
+            threads or 1,
+        )
+    else:
+        print(f"skipped: no tinyshakespeare/ under {text} (set DATA_DIR)")
     figures["machine_after"] = machine()
     figures["minutes"] = (time.time() - started) / 60
 
@@ -77,6 +103,12 @@ def main() -> None:
     print(f"| first step / import torch, seconds | {s['first_step_ratio']:.2f} | small |")
     m = figures["sweep_workers"]["medians"]
     print(f"| sweep overhead per run, fork / process (s) | {m['fork']:.2f} / {m['process']:.2f} | fork <= 0.5 |")  # fmt: skip
+    for row in figures["pictures"]["drawings"]:
+        now = statistics.median(row["wall"]["now"])
+        print(f"| one drawing, {row['drawing']}: wall s (median) | {now:.3f} | <= 0.1 |")
+    if "char_lm" in figures:
+        ratio = figures["char_lm"]["throughput_ratio"]["cpu"]
+        print(f"| char-LM tokens per CPU-second, harness / plain | {ratio:.3f} | >= 0.98 |")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -27,18 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf, open_dict
+    """The run's resolved config, as train.py composes it (the one composer)."""
+    from harness.config.command import task_config
+    from harness.config.compose import compose as compose_config
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    OmegaConf.resolve(cfg)
-    return cfg
+    return task_config(compose_config(overrides))
 
 
 def plain_loop(cfg) -> dict:
@@ -113,17 +106,12 @@ def elapsed(clocks: tuple[float, float]) -> dict[str, float]:
     return {"wall_s": time.perf_counter() - clocks[0], "cpu_s": time.process_time() - clocks[1]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument(
-        "--out", default=str(ROOT / "benchmarks" / "results" / "shakespeare_char.json")
-    )
-    args, overrides = parser.parse_known_args()
+def measure(overrides: list[str], threads: int = 1, out: str | None = None) -> dict:
+    """Both runs, printed; their results and the harness/plain throughput ratio by each clock."""
     os.environ.setdefault("WANDB_MODE", "disabled")
     import torch
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     overrides = [
         "experiment=nanogpt_shakespeare_char",
         "logger=csv",
@@ -135,7 +123,7 @@ def main() -> None:
     tokens = cfg.trainer.max_steps * cfg.data.batch_size * cfg.data.block_size
     runs = {"plain PyTorch": plain_loop(cfg), "harness": harness_run(cfg)}
     print(f"\n{cfg.trainer.max_steps} steps x {cfg.data.batch_size} x {cfg.data.block_size} tokens, "
-          f"{args.threads} thread(s)")  # fmt: skip
+          f"{threads} thread(s)")  # fmt: skip
     print(
         f"{'':15} {'val/loss':>9} {'wall s':>8} {'CPU s':>8} {'tokens/s wall':>14} {'tokens/s CPU':>13}"
     )
@@ -154,12 +142,21 @@ def main() -> None:
     print(
         f"harness / plain throughput: {ratio['wall']:.3f} by wall time, {ratio['cpu']:.3f} by CPU time"
     )
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no results/
-        record = {"overrides": overrides, "threads": args.threads, "tokens": tokens, "runs": runs}
-        Path(args.out).write_text(
-            json.dumps({**record, "throughput_ratio": ratio}, indent=2) + "\n"
-        )
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no results/
+        record = {"overrides": overrides, "threads": threads, "tokens": tokens, "runs": runs}
+        Path(out).write_text(json.dumps({**record, "throughput_ratio": ratio}, indent=2) + "\n")
+    return {"runs": runs, "throughput_ratio": ratio}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument(
+        "--out", default=str(ROOT / "benchmarks" / "results" / "shakespeare_char.json")
+    )
+    args, overrides = parser.parse_known_args()
+    measure(overrides, args.threads, args.out)
 
 
 if __name__ == "__main__":
