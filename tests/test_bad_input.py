@@ -218,6 +218,7 @@ def test_an_unfinished_run_resumes_only_with_its_own_config(tmp_path: Path) -> N
 # --- the loader position a checkpoint saves ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_saved_loader_position_is_the_next_batch_in_a_real_fit(tmp_path: Path) -> None:
     cfg = compose([*FAST, "data=digits", "model=mlp", "trainer.max_steps=22",  # > 1 epoch (20)
                    "data.batch_size=64", "trainer.limit_val_batches=1", "test=false",

@@ -147,6 +147,7 @@ def test_cfg_job_prints_the_composed_config() -> None:
         ("scheduler.warmup_fraction=2", "scheduler.warmup_fraction must be in [0, 1)"),
         ("trainer.precision=17", "Allowed precision values"),
         ("model=textcnn", "model=textcnn takes tokens but data=digits gives images"),
+        ("trainer.max_epochs=-1", "a learning-rate schedule needs a finite run"),
     ],
 )
 @pytest.mark.slow
@@ -160,6 +161,22 @@ def test_bad_override_is_one_clear_line_and_leaves_no_run_dir(
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) <= 3, out.stderr
     assert not run_dir.exists()
+
+
+def test_a_schedule_over_an_unbounded_run_is_refused_by_the_checks() -> None:
+    from harness.config.command import check_command
+    from harness.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"needs a finite run: set trainer\.max_epochs or trainer\.max_steps"
+    ):
+        check_command(["data=digits", "trainer.max_epochs=-1"])
+    check_command(["data=digits", "trainer.max_epochs=-1", "trainer.max_steps=5"])  # steps bound it
+    with pytest.raises(
+        ConfigError,
+        match=r"every run needs a scheduler \(~scheduler removed it\); scheduler can be: constant",
+    ):
+        check_command(["data=digits", "~scheduler"])
 
 
 def test_hydra_job_env_set_is_seen_by_the_config_it_resolves(

@@ -70,6 +70,7 @@ def augmentation_counts(outputs: torch.Tensor, image: torch.Tensor, dm: CIFAR10D
     return counts
 
 
+@pytest.mark.slow
 def test_augmentation_has_the_same_distribution(data_root: Path) -> None:
     dm = cifar(data_root, "tensor", augment=True)
     n = 3240  # 20 draws per (offset, flip) cell on average

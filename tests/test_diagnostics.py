@@ -273,6 +273,7 @@ class SentimentWords(L.LightningDataModule):
     train_dataloader = val_dataloader = test_dataloader = _batches
 
 
+@pytest.mark.slow
 def test_text_classifier_token_saliency_and_confusion(tmp_path: Path) -> None:
     from functools import partial
 

@@ -44,6 +44,7 @@ def run(tmp_path: Path, overrides: list[str]) -> tuple[dict, list[float]]:
     return results, train_losses(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["gru", "lstm", "textcnn", "transformer"])
 def test_every_text_classifier_trains_on_text_files(
     model: str, own_data: Path, tmp_path: Path
@@ -143,6 +144,7 @@ def test_a_bad_file_stops_train_py_with_one_line(case: str, tmp_path: Path) -> N
     assert not run_dir.exists()  # nothing half-written
 
 
+@pytest.mark.slow
 def test_a_text_corpus_checkpoint_samples_without_its_files(
     own_data: Path, tmp_path: Path, capsys
 ) -> None:

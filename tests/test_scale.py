@@ -141,6 +141,7 @@ class StepMarks(L.Callback):
         STARTS.append((trainer.global_step, len(READS)))
 
 
+@pytest.mark.slow
 def test_logging_reads_no_tensor_on_steps_it_does_not_log(tmp_path: Path, monkeypatch) -> None:
     """On a CPU nothing syncs, so count the calls that would: a step that logs nothing must make
     none (torch.optim's own step counters live on the host by design and are left out)."""

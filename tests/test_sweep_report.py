@@ -183,6 +183,7 @@ def test_rerun_writes_each_best_setting_as_a_sweep_file_with_more_seeds(tmp_path
     assert load_spec(paths[1]).name == "s-best-a_m_sgd"  # a valid W&B sweep file
 
 
+@pytest.mark.slow
 def test_the_report_ranks_by_the_score_and_by_final_on_request(tmp_path: Path) -> None:
     import json
 

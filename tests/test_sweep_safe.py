@@ -125,6 +125,7 @@ def test_a_runner_leaves_alone_a_run_another_runner_holds(tmp_path: Path) -> Non
     assert dict(summary.states) == {"finished": 2}  # then took it: the holder did not record it
 
 
+@pytest.mark.slow
 def test_a_run_that_ended_before_its_runner_recorded_it_is_not_done_again(tmp_path: Path) -> None:
     out, log = tmp_path / "sweep", tmp_path / "starts.log"
     os.environ["STANDIN_LOG"] = str(log)
@@ -165,6 +166,38 @@ def test_a_sweep_file_that_is_not_yaml_is_one_line_naming_where(tmp_path: Path) 
     assert "\n" not in str(e.value)
     assert str(e.value).startswith(f"{bad} is not valid YAML: line 5, column 1: expected ',' or ")
     assert "flow mapping that starts at line 4, column 10" in str(e.value)
+
+
+def test_an_out_that_is_a_file_is_one_line(tmp_path: Path, capsys) -> None:
+    from harness.sweep.main import main
+
+    out = tmp_path / "afile"
+    out.write_text("mine")
+    assert main(["run", str(_small(tmp_path)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.strip() == f"error: --out {out} is a file; give a folder (new, or a sweep's to resume)"
+    )
+    assert out.read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_rerun_of_a_folder_that_is_not_a_finished_sweep_is_one_line(tmp_path: Path, capsys) -> None:
+    from harness.sweep.main import main
+
+    assert main(["rerun", str(tmp_path / "none"), "--seeds", "2"]) == 2
+    assert "is not a sweep directory (no sweep.json)" in capsys.readouterr().err
+    out = tmp_path / "sweep"  # a sweep still under way (or stopped): one run of two ended
+    spec = load_spec(_small(tmp_path))
+    runner = Runner(spec, out, cwd=ROOT, progress=False)
+    runner.run()
+    ledger = Ledger(out / "ledger.jsonl")
+    key = next(iter(ledger.entries))
+    ledger.record(key, state="running")
+    assert main(["rerun", str(out), "--seeds", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "is not finished: 1 of 2 runs ended" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "rerun").exists()
 
 
 # -- item 7: secrets ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from harness.config.compose import CONF_DIR
 from harness.errors import ConfigError, constructor_errors
 from harness.numbers import is_int, is_number
 from harness.protocol import DataTraits, ModelTraits, TaskTraits, traits
@@ -166,7 +167,7 @@ def _choice(cfg: DictConfig, group: str) -> str:
 def _options(group: str, fits: Callable[[DictConfig], bool]) -> list[str]:
     """The options of a config group (conf/<group>/*.yaml) for which fits(option's config)."""
     names = []
-    for path in sorted((Path(__file__).resolve().parents[2] / "conf" / group).glob("*.yaml")):
+    for path in sorted((CONF_DIR / group).glob("*.yaml")):
         with contextlib.suppress(Exception):  # an option that does not load fits nothing
             if fits(OmegaConf.load(path)):
                 names.append(path.stem)
@@ -235,9 +236,35 @@ def check_trains(cfg: DictConfig) -> None:
         )
 
 
+def check_bounded(cfg: DictConfig) -> None:
+    """A learning-rate schedule is laid out over the run's steps: a run bounded by neither
+    max_epochs nor max_steps (-1 both; Lightning counts infinitely many steps) has none to lay
+    it over, and would fail in configure_optimizers with a traceback."""
+    trainer = cfg.trainer
+    unbounded = trainer.get("max_epochs") == -1 and trainer.get("max_steps") in (-1, None)
+    if cfg.get("scheduler") and unbounded:
+        raise ConfigError("a learning-rate schedule needs a finite run: set trainer.max_epochs or "
+                          "trainer.max_steps (both are -1)")  # fmt: skip
+
+
+REQUIRED = ("data", "model", "optim", "scheduler", "trainer", "task")  # groups every run builds
+
+
+def check_groups(cfg: DictConfig) -> None:
+    """A group removed (~scheduler) leaves a run without a part it builds."""
+    for group in REQUIRED:
+        if cfg.get(group) is None:
+            options = ", ".join(p.stem for p in sorted((CONF_DIR / group).glob("*.yaml")))
+            raise ConfigError(
+                f"every run needs a {group} (~{group} removed it); {group} can be: {options}"
+            )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError on the first problem found."""
-    check_trains(cfg)  # first: from a checkpoint, max_epochs=0 means "evaluate" (eval.py)
+    check_groups(cfg)
+    check_trains(cfg)  # from a checkpoint, max_epochs=0 means "evaluate" (eval.py)
+    check_bounded(cfg)
     check_values(cfg)
     check_fit(cfg)
     dry_build(cfg)

@@ -97,9 +97,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from harness.sweep.runner import Runner
+    from harness.sweep.runner import Runner, ended_states, runs
     from harness.sweep.spec import load_spec
 
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(
+            f"--out {args.out} is a file; give a folder (new, or a sweep's to resume)"
+        )
     here = args.launcher == "process" and not args.slurm  # else submitit jobs (_launcher)
     if not here and args.workers is not None:
         raise ConfigError("--workers is for --launcher process (runs here): a submitit job "
@@ -113,8 +117,9 @@ def _run(args: argparse.Namespace) -> int:
         runner = Runner(spec, args.out, jobs=jobs, extra=args.overrides, count=args.count,
                         start=start)  # fmt: skip
         summary = runner.run()
-    states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items())) or "nothing to do"
-    print(f"{runner.spec.name}: {states} ({summary.total} runs in the sweep) -> {args.out}")
+    print(
+        f"{runner.spec.name}: {ended_states(summary)} ({runs(summary.total)} in the sweep) -> {args.out}"
+    )
     for line in summary.failures:
         print(f"  failed: {line}", file=sys.stderr)
     _print_table(runner.spec.name, args.out / "runs")
@@ -129,6 +134,32 @@ def _run(args: argparse.Namespace) -> int:
             path = write_report(read_local(args.out), args.out / "report")
         print(f"report: {path}")
     return 1 if summary.failures else 0
+
+
+def finished_sweep(source: Path) -> dict[str, Any]:
+    """What `sweep.py run` recorded of the sweep in `source` (sweep.json), once each of its runs has
+    ended; else one ConfigError (best settings chosen from part of a sweep would go unnoticed)."""
+    import json
+
+    from harness.sweep.ledger import DONE, Ledger
+
+    try:
+        asked = json.loads((source / "sweep.json").read_text())
+        plan = (
+            json.loads((source / "plan.json").read_text())
+            if (source / "plan.json").is_file()
+            else None
+        )
+    except (OSError, ValueError):
+        raise ConfigError(f"{source} is not a sweep directory (no sweep.json): give the --out of a "
+                          "finished sweep.py run") from None  # fmt: skip
+    entries = Ledger(source / "ledger.jsonl").entries.values()
+    ended = sum(e.get("state") in (*DONE, "failed") for e in entries)
+    total = len(plan) if plan is not None else len(entries)
+    if ended < total:
+        raise ConfigError(f"{source} is not finished: {ended} of {total} runs ended; finish it first "
+                          "(the same sweep.py run command resumes it)")  # fmt: skip
+    return asked
 
 
 @contextlib.contextmanager
@@ -201,16 +232,15 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    import json
 
     from harness.report.local import read_local
     from harness.report.records import merge
     from harness.report.sweep_page import write_report
     from harness.sweep.rerun import best_sweep_files
-    from harness.sweep.runner import Runner
+    from harness.sweep.runner import Runner, ended_states
     from harness.sweep.spec import load_spec
 
-    asked = json.loads((args.source / "sweep.json").read_text())
+    asked = finished_sweep(args.source)
     out = args.out or args.source / "rerun"
     failed = 0
     dirs = []
@@ -227,10 +257,7 @@ def _rerun(args: argparse.Namespace) -> int:
             runner = Runner(spec, dirs[-1], jobs=args.jobs, extra=extra, start=start)
             summary = runner.run()
             failed += len(summary.failures)
-            print(
-                f"{runner.spec.name}: "
-                + ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items()))
-            )
+            print(f"{runner.spec.name}: {ended_states(summary)}")
     path = write_report(merge([read_local(d) for d in dirs]), out / "report")
     print(f"sweep files: {out}/*.yaml (wandb sweep FILE runs one online); report: {path}")
     return 1 if failed else 0

@@ -321,7 +321,7 @@ class Runner:
             self.check(queue or [propose.propose_bayes(self.spec, self.engine_runs())])
         self._settle()
         queue = self.todo()
-        self.say(f"{self.spec.name}: {total} runs, {done_before} already ended, {len(queue)} to "
+        self.say(f"{self.spec.name}: {runs(total)}, {done_before} already ended, {len(queue)} to "
                  f"run again or start; overrides checked in {time.time() - started:.1f} s")  # fmt: skip
         summary = Summary(total=total)
         bar = _bar(self.spec.name, total, done_before, self.progress)
@@ -337,7 +337,7 @@ class Runner:
                     break
                 if held and not self.running and not summary.waited:
                     summary.waited = True
-                    self.say(f"waiting for {len(held)} runs that other runners hold")
+                    self.say(f"waiting for {runs(len(held))} that other runners hold")
                 process.wait_any(self.running.values(), POLL_S)
                 ended = self.collect(summary)
                 if ended:
@@ -375,6 +375,15 @@ class Runner:
             job.proc.wait()
             self.end(key, state="interrupted", exit_code=job.proc.returncode)
         self.running.clear()
+
+
+def runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def ended_states(summary: Summary) -> str:
+    """'6 finished, 1 diverged', or 'nothing to do'."""
+    return ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items())) or "nothing to do"
 
 
 def _job_fields(job: process.Job) -> dict[str, Any]:
