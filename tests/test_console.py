@@ -86,6 +86,19 @@ def _fake_run(run_dir: Path, lr: float, acc: float | None, status: str = "finish
     (run_dir / "results.json").write_text(json.dumps(results))
 
 
+def test_the_table_s_columns_line_up_under_its_header_with_a_sweep_s_run_keys(
+    tmp_path: Path,
+) -> None:
+    from harness.run.summary import multirun_table, sweep_runs
+
+    _fake_run(tmp_path / "20f451b5301c", lr=0.1, acc=0.4722)
+    header, row = multirun_table(sweep_runs(tmp_path, since=0), [])[1:3]
+    start = header.index("status")
+    assert row[start - 1] == " " and row[start : start + 8] == "finished", (header, row)
+    end = header.index("best/val/acc") + len("best/val/acc")  # numbers right-aligned under it
+    assert row[end - 6 : end] == "0.4722", (header, row)
+
+
 def test_the_table_fits_one_screen_and_marks_the_best_run(tmp_path: Path) -> None:
     from harness.run.summary import MAX_ROWS, multirun_table, objective, sweep_runs
 

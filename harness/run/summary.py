@@ -141,18 +141,21 @@ def multirun_table(
         counts["bad config"] = len(bad)
     tally = ", ".join(f"{n} {s}" for s, n in counts.items())
     lines = [f"{title}: {len(runs) + len(bad)} runs ({tally}); score best/{monitor}, * the best"]
-    lines.append(f"  {'run':<6} {'status':<11} {'best/' + monitor:>14} {test_key:>9}  overrides")
+    name = max([6, *(len(d.name) for d, _ in shown), *(len(Path(d).name) for d, _, _ in bad)])
+    lines.append(
+        f"  {'run':<{name}} {'status':<11} {'best/' + monitor:>14} {test_key:>9}  overrides"
+    )
     for d, r in shown:
         mark = "*" if d == best else " "
         diff = " ".join(o for o in overrides[d] if o not in common)
         test = r.get(test_key)
-        lines.append(f"{mark} {d.name:<6} {r.get('status', '?'):<11} {_num(score(r)):>14} "
+        lines.append(f"{mark} {d.name:<{name}} {r.get('status', '?'):<11} {_num(score(r)):>14} "
                      f"{_num(test):>9}  {diff}")  # fmt: skip
     if len(runs) > len(shown):
         lines.append(f"  ... {len(runs) - len(shown)} more (not among the {MAX_ROWS} best)")
     for d, e, o in bad:
         diff = " ".join(x for x in o if x not in common)
-        lines.append(f"  {Path(d).name:<6} {'bad config':<11} {'-':>14} {'-':>9}  {diff}: {e}")
+        lines.append(f"  {Path(d).name:<{name}} {'bad config':<11} {'-':>14} {'-':>9}  {diff}: {e}")
     if best is not None:
         lines.append(f"best run: {best}  (report: python -m harness.report {best})")
     if runs and report_hint:
