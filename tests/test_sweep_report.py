@@ -332,3 +332,10 @@ def test_a_hydra_multirun_directory_is_read_as_a_sweep(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="holds no runs"):
         read_local(tmp_path / "empty")
+
+
+def test_one_run_shows_its_value_without_a_spread() -> None:
+    from harness.report.sweep_page import Stat, _fmt
+
+    assert _fmt(Stat.of([0.5])) == "0.5000 (n=1)"
+    assert _fmt(Stat.of([0.5, 0.7])) == "0.6000 ± 0.1414 (n=2)"

@@ -51,8 +51,8 @@ def parse_targets(items: list[str]) -> dict[str, float]:
 
 
 def _fmt(x: Cell, digits: int = 4) -> str:
-    if isinstance(x, Stat):
-        return f"{x.mean:.4f} ± {x.std:.4f} (n={x.n})"
+    if isinstance(x, Stat):  # one run has no spread to show (its sample std is undefined)
+        return f"{x.mean:.4f} (n=1)" if x.n == 1 else f"{x.mean:.4f} ± {x.std:.4f} (n={x.n})"
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     if isinstance(x, float):
