@@ -6,9 +6,10 @@ the network, the datamodule's saved state gives the vocabulary. No data files ar
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+
+from harness.arguments import ArgumentParser
 
 
 def load_language_model(path: str | Path):
@@ -35,7 +36,7 @@ def load_language_model(path: str | Path):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "checkpoint",
         help="a language model's checkpoint (a run on a text corpus), e.g. "

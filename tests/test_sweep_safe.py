@@ -200,6 +200,18 @@ def test_rerun_of_a_folder_that_is_not_a_finished_sweep_is_one_line(tmp_path: Pa
     assert not (out / "rerun").exists()
 
 
+@pytest.mark.parametrize("args", [["--jobs", "two"], ["--workers", "forks"], ["--bogus"]])
+def test_a_bad_option_is_one_line(args: list[str], tmp_path: Path, capsys) -> None:
+    from harness.sweep.main import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(_small(tmp_path)), "--out", str(tmp_path / "o"), *args])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("error: ") and err.endswith(" --help)")
+    assert not (tmp_path / "o").exists()
+
+
 # -- item 7: secrets ----------------------------------------------------------------------------
 
 

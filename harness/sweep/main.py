@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.arguments import ArgumentParser
 from harness.errors import ConfigError
 from harness.report.analysis import BY, REL_TOLERANCE
 
@@ -28,7 +29,7 @@ WORKERS_HELP = ("runs here: fork (default) forks each from a server that has imp
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="sweep.py",
         description="Run a W&B sweep file with no W&B server, and report on sweeps.",
         epilog=EPILOG,

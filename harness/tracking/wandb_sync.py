@@ -11,7 +11,6 @@ run, or runs it with --run."""
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import shlex
 import subprocess
@@ -19,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.arguments import ArgumentParser
 from harness.rundir.layout import CHECKPOINT_DIR, WANDB_ID_FILE
 from harness.tracking.wandb_records import items_of, records
 
@@ -94,7 +94,7 @@ def sync_command(run_dir: Path, include_synced: bool = False) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.tracking.wandb_sync",
+    parser = ArgumentParser(prog="python -m harness.tracking.wandb_sync",
                                      description=__doc__.split("\n\n")[0])  # fmt: skip
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     parser.add_argument("--run", action="store_true", help="run the commands (default: print them)")
