@@ -254,7 +254,7 @@ def check_groups(cfg: DictConfig) -> None:
     """A group removed (~scheduler) leaves a run without a part it builds."""
     for group in REQUIRED:
         if cfg.get(group) is None:
-            options = ", ".join(p.stem for p in sorted((CONF_DIR / group).glob("*.yaml")))
+            options = ", ".join(_options(group, lambda _: True))
             raise ConfigError(
                 f"every run needs a {group} (~{group} removed it); {group} can be: {options}"
             )
