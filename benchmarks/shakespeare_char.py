@@ -41,8 +41,7 @@ def plain_loop(cfg) -> dict:
     import torch.nn.functional as F
 
     from harness.run.build import build_datamodule, build_net
-    from optim.factory import build_optimizer_factory, build_scheduler_factory
-    from optim.groups import param_groups
+    from optim.optimizer import build_optimizer_factory, build_scheduler_factory, param_groups
 
     clocks = time.perf_counter(), time.process_time()
     L.seed_everything(cfg.seed, verbose=False)  # the harness's order: seed, data, then the model
@@ -93,7 +92,7 @@ def harness_run(cfg) -> dict:
     from harness.run.recipe import train
 
     clocks = time.perf_counter(), time.process_time()
-    from harness.rundir.metrics import read_history, series
+    from harness.rundir.files import read_history, series
 
     with tempfile.TemporaryDirectory() as run_dir:
         train(cfg, run_dir)

@@ -90,7 +90,7 @@ class Probe(L.Callback):
         from lightning.pytorch.trainer import call
         from lightning.pytorch.utilities.data import extract_batch_size
 
-        from lightning_modules.logging_steps import is_logging_step
+        from lightning_modules.base import is_logging_step
 
         optimizer = trainer.optimizers[0]
         x, y = batch

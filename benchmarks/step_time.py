@@ -83,7 +83,7 @@ def plain_step(data: str, model: list[str], steps: int) -> tuple[float, float]:
     from benchmarks.common import compose
     from datamodules.augment import normalize, random_crop, random_flip
     from harness.run.build import build_datamodule, build_net
-    from optim.groups import param_groups
+    from optim.optimizer import param_groups
     from optim.schedules import cosine
 
     cfg = compose([*data_overrides(data), *model, f"data.batch_size={BATCH}"])

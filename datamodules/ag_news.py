@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import csv
 
+from datamodules import DatasetError
 from datamodules.downloads import RemoteFile
-from datamodules.errors import DatasetError
 from datamodules.text_classification import TextClassificationDataModule, Texts
 from datamodules.vocab import basic_english
 

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torchvision.datasets import CIFAR10, utils
 
+from datamodules import DatasetError
 from datamodules.downloads import download_lock, reason
-from datamodules.errors import DatasetError
 from datamodules.image import ImageDataModule, Splits, split_off
 
 FOLDER = "cifar-10-batches-py"

@@ -21,7 +21,7 @@ try:
 except ImportError:  # Windows: filelock's lock, whose file stays behind
     fcntl = None
 
-from datamodules.errors import DatasetError
+from datamodules import DatasetError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from datamodules.errors import DatasetError
+from datamodules import DatasetError
 
 
 def check_encoding(encoding: object) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from datamodules.errors import DatasetError
+from datamodules import DatasetError
 from datamodules.image import (
     ImageDataModule,
     Splits,

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 import tarfile
 
+from datamodules import DatasetError
 from datamodules.downloads import RemoteFile
-from datamodules.errors import DatasetError
 from datamodules.text_classification import TextClassificationDataModule, Texts
 from datamodules.vocab import basic_english
 

@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from datamodules.errors import DatasetError
+from datamodules import DatasetError
 from datamodules.files import lines
 
 FORMATS = ("lines", "csv", "tsv", "jsonl")

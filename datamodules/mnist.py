@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torchvision.datasets import MNIST, FashionMNIST
 
+from datamodules import DatasetError
 from datamodules.downloads import download_lock, reason
-from datamodules.errors import DatasetError
 from datamodules.image import ImageDataModule, Splits, split_off
 from harness.numbers import is_int
 

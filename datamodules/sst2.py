@@ -5,8 +5,8 @@ lower-cased and split into tokens by spaces."""
 
 from __future__ import annotations
 
+from datamodules import DatasetError
 from datamodules.downloads import RemoteFile
-from datamodules.errors import DatasetError
 from datamodules.text_classification import TextClassificationDataModule, Texts
 from datamodules.vocab import whitespace
 

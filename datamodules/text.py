@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 
+from datamodules import DatasetError
 from datamodules.downloads import RemoteFile, fetch, require, verify
-from datamodules.errors import DatasetError
 from datamodules.image import check_positive_int
 from datamodules.tensor_loader import SplitLoaders
 from datamodules.token_cache import cache_file, cached

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from datamodules.errors import DatasetError
+from datamodules import DatasetError
 from datamodules.files import built_once, check_encoding, given, read_text
 from datamodules.image import check_val_size, held_out_count, stratified_index
 from datamodules.labelled_files import FORMATS, Record, file_format, read_records

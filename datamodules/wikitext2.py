@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import zipfile
 
+from datamodules import DatasetError
 from datamodules.corpus import CorpusDataModule, words_and_eos
 from datamodules.downloads import RemoteFile
-from datamodules.errors import DatasetError
 
 # The original Salesforce S3 address is gone; this is the author's own mirror of the same
 # archive. The md5 is the one torchtext's WikiText2 dataset lists.

@@ -22,7 +22,7 @@ from torch.optim import Optimizer
 
 from diagnostics.logged import RowLogger
 from harness.numbers import is_int
-from lightning_modules.logging_steps import is_logging_step
+from lightning_modules.base import is_logging_step
 
 PREFIX = "net."  # the network inside a TrainingModule; left out of group names
 

@@ -25,7 +25,7 @@ import torch
 from lightning.pytorch.utilities.data import extract_batch_size
 
 from diagnostics.logged import RowLogger
-from lightning_modules.logging_steps import is_logging_step
+from lightning_modules.base import is_logging_step
 
 MIB = 2**20
 

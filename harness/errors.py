@@ -1,5 +1,5 @@
-"""The errors a run ends with, each mapped to an exit status (harness.rundir.layout): ConfigError
-and datamodules.errors.DatasetError (missing or corrupt data) exit with 2, Diverged with 3."""
+"""The errors a run ends with, each mapped to an exit status (harness.rundir.files): ConfigError
+and datamodules.DatasetError (missing or corrupt data) exit with 2, Diverged with 3."""
 
 from __future__ import annotations
 

@@ -1,5 +1,17 @@
 """What every task's LightningModule shares: the optimizer and schedule built from factories on
-the parameter groups (optim/), and the learning rate and gradient norm in the logs."""
+the parameter groups (optim/), the learning rate and gradient norm in the logs, the one rule for
+"is this a logging step", and the exact mean every val/ and test/ metric is.
+
+Logging steps: the loggers get an optimizer step's metrics every trainer.log_every_n_steps steps,
+and at the last step of a run sized by trainer.max_steps. Everything that does extra work for the
+logs (the modules' self.log calls, the diagnostics, the progress bar) asks `is_logging_step`, so
+that no step's work is done for logs nobody writes.
+
+Means: not torchmetrics' MeanMetric: with nan_strategy="disable" (1.9.0) it replaces the weight
+by ones, and its other strategies read every batch's values on the host to look for NaNs. In
+`WeightedMean` a NaN stays in the sum, so a diverged model's loss shows as NaN; the sums add
+across DDP ranks.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +23,52 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torchmetrics import Metric
 
-from lightning_modules.logging_steps import logs_step
-from optim.factory import OptimizerFactory, SchedulerFactory
-from optim.groups import param_groups
+from optim.optimizer import OptimizerFactory, SchedulerFactory, param_groups
+
+
+def logs_step(trainer: Any, step: int) -> bool:
+    """Whether optimizer step `step` (counted from 1) is one whose metrics the loggers write."""
+    every = trainer.log_every_n_steps
+    return (every > 0 and step % every == 0) or step == trainer.max_steps
+
+
+def is_logging_step(trainer: Any) -> bool:
+    """True in the hooks of the training batch that completes a logging step (not in the earlier
+    batches of a gradient accumulation). Lightning has no public flag for this; the count of
+    batches that stepped is what its own logger connector and monitors read."""
+    if trainer.fit_loop._should_accumulate():
+        return False
+    return logs_step(trainer, trainer.fit_loop.epoch_loop._batches_that_stepped + 1)
+
+
+class WeightedMean(Metric):
+    """sum(value * weight) / sum(weight) over every update (weight 1 when not given)."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The names MeanMetric's states had: checkpoints written before keep loading.
+        self.add_state("mean_value", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("weight", default=torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, value: torch.Tensor, weight: float | torch.Tensor | None = None) -> None:
+        value = torch.as_tensor(value, dtype=torch.float32, device=self.device)
+        if weight is None or not isinstance(weight, torch.Tensor):
+            # A plain number is a kernel argument: no tensor built, no host-to-device copy (on a
+            # GPU that would wait for the stream at every batch).
+            w = 1.0 if weight is None else float(weight)
+            self.mean_value += value.sum() * w
+            self.weight += value.numel() * w
+            return
+        weight = weight.to(device=self.device, dtype=torch.float32)
+        self.mean_value += (value * weight).sum()
+        self.weight += torch.broadcast_to(weight, value.shape).sum()
+
+    def compute(self) -> torch.Tensor:
+        return self.mean_value / self.weight
 
 
 def frozen_modules(module: nn.Module) -> list[nn.Module]:
@@ -88,7 +142,7 @@ class TrainingModule(L.LightningModule):
 
     def logs_this_step(self) -> bool:
         """Whether the loggers get this optimizer step's metrics: every trainer.log_every_n_steps
-        steps, and the last step of a run sized by max_steps (lightning_modules.logging_steps). Values logged
+        steps, and the last step of a run sized by max_steps (logs_step above). Values logged
         on other steps are never read, yet each self.log call costs Lightning a walk over its
         bookkeeping (about as much as a whole small training step), so they are not logged."""
         trainer = self._trainer

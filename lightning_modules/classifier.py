@@ -16,9 +16,8 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
 from torchmetrics.utilities.compute import _safe_divide
 
-from lightning_modules.base import TrainingModule
-from lightning_modules.means import WeightedMean
-from optim.factory import OptimizerFactory, SchedulerFactory
+from lightning_modules.base import TrainingModule, WeightedMean
+from optim.optimizer import OptimizerFactory, SchedulerFactory
 
 
 class Classifier(TrainingModule):

@@ -20,9 +20,8 @@ from torch import nn
 
 from datamodules.tensor_loader import derive_seed
 from harness.numbers import is_int
-from lightning_modules.base import TrainingModule
-from lightning_modules.means import WeightedMean
-from optim.factory import OptimizerFactory, SchedulerFactory
+from lightning_modules.base import TrainingModule, WeightedMean
+from optim.optimizer import OptimizerFactory, SchedulerFactory
 
 
 @torch.no_grad()

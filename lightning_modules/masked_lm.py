@@ -19,9 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from datamodules.tensor_loader import derive_seed
-from lightning_modules.base import TrainingModule
-from lightning_modules.means import WeightedMean
-from optim.factory import OptimizerFactory, SchedulerFactory
+from lightning_modules.base import TrainingModule, WeightedMean
+from optim.optimizer import OptimizerFactory, SchedulerFactory
 
 IGNORE = -100  # F.cross_entropy's ignore_index: positions that were not chosen
 

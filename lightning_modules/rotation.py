@@ -16,9 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_modules.base import TrainingModule
-from lightning_modules.means import WeightedMean
-from optim.factory import OptimizerFactory, SchedulerFactory
+from lightning_modules.base import TrainingModule, WeightedMean
+from optim.optimizer import OptimizerFactory, SchedulerFactory
 
 ROTATIONS = 4  # label k means rotated by k * 90 degrees, counter-clockwise
 

@@ -6,7 +6,7 @@ does not reshape) to AdamW. With adjust_lr_fn="match_rms_adamw" (Liu et al., 202
 Scalable for LLM Training") Muon's update has AdamW's RMS, so one lr and one weight decay serve
 both halves and a learning-rate sweep compares like with like.
 
-Parameter groups tagged {"matrix": True} (see optim/groups.param_groups) go to Muon.
+Parameter groups tagged {"matrix": True} (see optim/optimizer.param_groups) go to Muon.
 Both inner optimizers share this optimizer's `state` and its group dicts, so schedulers,
 state_dict and Lightning see one ordinary optimizer.
 """

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules.errors import DatasetError
+from datamodules import DatasetError
 from datamodules.mnist import MNISTDataModule
 from datamodules.tensor_loader import TensorLoader
 from harness.config.command import check_overrides
@@ -239,7 +239,7 @@ def test_loader_restored_at_an_epoch_end_starts_the_next_epoch_at_its_first_batc
 
 def test_another_config_may_not_rewrite_logged_history(tmp_path: Path) -> None:
     from harness.run.resume import check_history
-    from harness.rundir.metrics import logged_rows
+    from harness.rundir.files import logged_rows
 
     old = {"optim": {"_target_": "torch.optim.AdamW", "lr": 0.001}}
     new = {"optim": {"_target_": "torch.optim.AdamW", "lr": 0.01}}

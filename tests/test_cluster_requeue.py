@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.run import requeue
-from harness.rundir.metrics import logged_rows
+from harness.rundir.files import logged_rows
 from tests.conftest import FAST, ROOT
 
 

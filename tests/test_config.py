@@ -76,7 +76,7 @@ def test_option_composes_and_passes_checks(group: str, option: str) -> None:
 def test_optimizers_are_partials_of_real_torch_classes() -> None:
     import torch
 
-    from optim.factory import build_optimizer_factory
+    from optim.optimizer import build_optimizer_factory
 
     for path in sorted((ROOT / "conf" / "optim").glob("*.yaml")):
         cfg = compose([f"optim={path.stem}", *PARTNERS.get(("optim", path.stem), [])])

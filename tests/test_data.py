@@ -11,10 +11,10 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
+from datamodules import DatasetError
 from datamodules.augment import random_crop, random_flip
 from datamodules.cifar10 import CIFAR10DataModule
 from datamodules.digits import DigitsDataModule
-from datamodules.errors import DatasetError
 from datamodules.image import split_off
 from datamodules.mnist import IDX_FILES, FashionMNISTDataModule, MNISTDataModule
 from datamodules.tensor_loader import TensorLoader

@@ -145,7 +145,7 @@ def test_layer_groups_and_update_ratio_of_an_sgd_step() -> None:
 
 @pytest.mark.parametrize(("name", "per_param"), [("sgd", 0), ("momentum", 1), ("adamw", 2)])
 def test_optimizer_state_size(name: str, per_param: int) -> None:
-    from optim.factory import build_optimizer_factory
+    from optim.optimizer import build_optimizer_factory
 
     net = nn.Linear(20, 10)
     optimizer = build_optimizer_factory(compose([f"optim={name}"]))(net.parameters())
@@ -331,7 +331,7 @@ def test_per_step_hooks_never_read_tensors_on_the_host(
 ) -> None:
     """A CPU stand-in for "no device synchronisation per step": outside the steps Lightning logs,
     the diagnostics' per-batch hooks never turn a tensor into a Python value."""
-    from lightning_modules.logging_steps import is_logging_step
+    from lightning_modules.base import is_logging_step
 
     checked: list[str] = []
 

@@ -15,9 +15,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from datamodules.tensor_loader import derive_seed
+from lightning_modules.base import WeightedMean
 from lightning_modules.language_model import LanguageModel
 from lightning_modules.masked_lm import IGNORE, MaskedLM
-from lightning_modules.means import WeightedMean
 
 VOCAB = 7
 

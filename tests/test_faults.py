@@ -20,7 +20,7 @@ import torch
 from harness.errors import Diverged
 from harness.run.callbacks import StopOnNonFiniteLoss
 from harness.run.recipe import train
-from harness.rundir.metrics import logged_rows
+from harness.rundir.files import logged_rows
 from harness.rundir.secrets import redact, secret_values
 from tests.conftest import FAST, ROOT, compose
 from tests.wandb_files import config, history_rows, summary

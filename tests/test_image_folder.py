@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules.errors import DatasetError
+from datamodules import DatasetError
 from datamodules.image_folder import ImageFolderData
 from tests.own_files import write_image_folder
 

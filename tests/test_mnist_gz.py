@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules.errors import DatasetError
+from datamodules import DatasetError
 from datamodules.mnist import IDX_FILES, FashionMNISTDataModule, MNISTDataModule, check_idx
 
 

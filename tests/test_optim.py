@@ -9,8 +9,8 @@ from torch import nn
 
 from models.mlp import MLP
 from models.resnet import ResNet
-from optim.groups import param_groups
 from optim.muon import MuonAdamW
+from optim.optimizer import param_groups
 
 
 def test_weight_decay_skips_biases_and_norms_unless_asked() -> None:

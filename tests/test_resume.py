@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from harness.run.recipe import train
-from harness.rundir.metrics import logged_rows, read_metrics
+from harness.rundir.files import logged_rows, read_metrics
 from tests.conftest import ROOT, compose
 from tests.wandb_files import history_rows
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.rundir.metrics import read_metrics
+from harness.rundir.files import read_metrics
 from tests.conftest import FAST, ROOT, compose
 
 # digits with a small MLP: a run of a few steps takes seconds on a CPU.
@@ -105,12 +105,12 @@ def test_sigkill_before_the_first_last_ckpt_reruns_into_the_same_wandb_run_and_i
 
 
 def test_the_wandb_id_file_is_written_whole(tmp_path: Path, monkeypatch) -> None:
-    from harness.rundir import atomic
+    from harness.rundir import files
     from harness.tracking import wandb as wandb_run
 
     written = []
-    real = atomic.write_text_atomic
-    monkeypatch.setattr(atomic, "write_text_atomic", lambda p, t: (written.append(p), real(p, t)))
+    real = files.write_text_atomic
+    monkeypatch.setattr(files, "write_text_atomic", lambda p, t: (written.append(p), real(p, t)))
     wandb_run.save_run_id(tmp_path, "abc12345")
     assert written == [tmp_path / "wandb_id.txt"]
     assert (tmp_path / "wandb_id.txt").read_text() == "abc12345"
@@ -241,7 +241,7 @@ CHAOS = ["data=digits", "model=mlp", "callbacks=sweep", "logger.wandb.mode=offli
 
 def logged_step(run_dir: Path) -> int:
     """The last step metrics.csv holds (-1: none yet); read only, as the run appends to it."""
-    from harness.rundir.metrics import read_metrics
+    from harness.rundir.files import read_metrics
 
     _, rows = read_metrics(run_dir / "metrics.csv")
     return max((int(r["step"]) for r in rows), default=-1)

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from harness.run.recipe import train
-from harness.rundir.results import read_results
+from harness.rundir.files import read_results
 from tests.conftest import FAST, ROOT, compose
 
 # A model with neither dropout nor BatchNorm: then 2 processes x 8 samples and 1 x 16 compute

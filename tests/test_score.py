@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
 from harness.run.best import BestMetrics
-from harness.rundir.metrics import read_history
+from harness.rundir.files import read_history
 from harness.tracking.csv import RunCSVLogger
 
 NAN = math.nan

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from datamodules import DatasetError
 from datamodules.corpus import EOS
-from datamodules.errors import DatasetError
 from datamodules.shakespeare import TinyShakespeare
 from datamodules.text_corpus import TextCorpus
 from tests.fixtures import write_tinyshakespeare

@@ -16,9 +16,9 @@ from typing import ClassVar
 import pytest
 import torch
 
+from datamodules import DatasetError
 from datamodules.ag_news import AGNews
 from datamodules.corpus import EOS
-from datamodules.errors import DatasetError
 from datamodules.imdb import IMDB
 from datamodules.ptb import PennTreebank
 from datamodules.shakespeare import TinyShakespeare

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules.errors import DatasetError
+from datamodules import DatasetError
 from datamodules.text_files import TextFiles
 from tests.own_files import NAMES, labelled_examples, write_labelled, write_labelled_splits
 

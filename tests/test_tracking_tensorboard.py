@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.rundir.metrics import read_metrics
+from harness.rundir.files import read_metrics
 from tests.conftest import FAST, compose
 
 pytest.importorskip("tensorboard")

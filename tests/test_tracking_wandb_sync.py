@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.rundir.metrics import logged_rows
+from harness.rundir.files import logged_rows
 from harness.tracking import wandb_sync
 from tests.conftest import FAST, ROOT
 from tests.wandb_files import history_rows

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from harness.run.recipe import train
-from harness.rundir.results import read_results
+from harness.rundir.files import read_results
 from tests.conftest import FAST, compose, fixture_overrides
 
 DATA = ["cifar10", "mnist", "fashion_mnist", "digits"]

@@ -19,7 +19,7 @@ from harness.errors import ConfigError, constructor_errors
 from harness.numbers import is_int, is_number
 from harness.protocol import DataTraits, ModelTraits, TaskTraits, traits
 from harness.run.build import build_callback, build_datamodule, target_class
-from optim.checks import OPTIM_RULES, dry_build_optimizer
+from optim.optimizer import OPTIM_RULES, dry_build_optimizer
 
 SEED_MAX = 2**32 - 1  # numpy's seed range, which Lightning's seed_everything enforces
 # key -> (test, what is allowed). Missing keys are skipped: not every optimizer has momentum.

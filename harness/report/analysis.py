@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from harness.report.records import RunRecord, SweepData
-from harness.rundir.metrics import TIME, finite, series
+from harness.rundir.files import TIME, finite, series
 
 REL_TOLERANCE = 0.02  # default target: within 2% of the best setting's mean score
 BY = ("best", "final")  # what a run's validation value is: its score, or its last validation

@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.report.records import RunRecord, SweepData
-from harness.rundir.metrics import series
+from harness.rundir.files import series
 
 RUNS_FILE = "runs.jsonl"
 META_FILE = "meta.json"

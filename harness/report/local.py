@@ -14,9 +14,7 @@ import yaml
 
 from harness.errors import ConfigError
 from harness.report.records import RunRecord, SweepData, status_from_losses, task_name
-from harness.rundir.layout import HYDRA_DIR, RESULTS_FILE
-from harness.rundir.metrics import read_history
-from harness.rundir.results import read_results, read_status
+from harness.rundir.files import HYDRA_DIR, RESULTS_FILE, read_history, read_results, read_status
 from harness.sweep.ledger import Ledger
 
 

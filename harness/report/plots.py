@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from harness.report.analysis import Setting, mean_std
-from harness.rundir.metrics import finite, series
+from harness.rundir.files import finite, series
 
 
 def _colors(names: list[str]) -> dict[str, str]:

@@ -21,9 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.rundir import metrics as metrics_history
-from harness.rundir.layout import METRICS_FILE, RESULTS_FILE
-from harness.rundir.results import read_results
+from harness.rundir.files import METRICS_FILE, RESULTS_FILE, read_history, read_results, series
 
 Series = dict[str, list[tuple[int, float]]]  # metric name -> [(step, value)], in file order
 REPORT_FILE = "report.html"
@@ -32,12 +30,9 @@ SPLITS = ("train", "val")  # test metrics are single numbers: the table has them
 
 def read_series(run_dir: Path) -> Series:
     """Every numeric column of the run's metrics.csv as (step, value) points, NaN/inf left out."""
-    rows = metrics_history.read_history(run_dir)
+    rows = read_history(run_dir)
     names = {n for row in rows for n in row} - {"step", "epoch"}
-    return {
-        n: [(x, v) for x, v in metrics_history.series(rows, n) if math.isfinite(v)]
-        for n in sorted(names)
-    }
+    return {n: [(x, v) for x, v in series(rows, n) if math.isfinite(v)] for n in sorted(names)}
 
 
 def panel_of(name: str) -> str | None:

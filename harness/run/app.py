@@ -1,5 +1,5 @@
 """The command line -> one run: compose once, check once, prepare the run directory, train, say how
-it ended, and return the exit status sweep runners read (harness.rundir.layout.EXIT_STATUS; 2 for
+it ended, and return the exit status sweep runners read (harness.rundir.files.EXIT_STATUS; 2 for
 bad input, with one line on stderr and nothing written).
 
 `run_command(overrides)` is a plain function: train.py calls it for a single run, and a sweep
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.rundir.layout import (
+from harness.rundir.files import (
     BAD_INPUT,
     CHECKPOINT_DIR,
     EXIT_STATUS,
@@ -68,7 +68,7 @@ def run_command(overrides: list[str]) -> int:
 def prepared_data(cfg: Any, run_dir: Path) -> Any:
     """The run's data, set up and its sizes checked (harness.run.recipe.prepare); None, with the
     one line said and the lock file removed from a fresh directory, when they do not fit."""
-    from datamodules.errors import DatasetError
+    from datamodules import DatasetError
     from harness.run.recipe import prepare
 
     try:
@@ -183,7 +183,7 @@ def run_checked(
 ) -> int:
     """Train a checked config (`data`: already set up, or None); the closing block and the exit
     status (`out` gets the results)."""
-    from datamodules.errors import DatasetError
+    from datamodules import DatasetError
     from harness.run import requeue
     from harness.run.quiet import lightning_logs_to_root, silence_noise
     from harness.run.recipe import train
@@ -268,7 +268,7 @@ def write_hydra_files(run_dir: Path, composed: Any) -> None:
     overrides.yaml (the command line's overrides), as Hydra writes them, secrets masked."""
     from omegaconf import OmegaConf, open_dict, read_write
 
-    from harness.rundir.atomic import write_text_atomic
+    from harness.rundir.files import write_text_atomic
     from harness.rundir.secrets import redact, secret_values
 
     task = copy.deepcopy(composed)

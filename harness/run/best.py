@@ -18,7 +18,7 @@ import lightning as L
 import torch
 
 from harness.numbers import is_number
-from harness.rundir.metrics import TIME  # metrics.csv's column of training seconds
+from harness.rundir.files import TIME  # metrics.csv's column of training seconds
 
 
 def as_number(value: Any) -> float | int | None:

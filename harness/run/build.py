@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 
 from harness.errors import ConfigError
 from harness.run import requeue
-from harness.rundir.layout import CHECKPOINT_DIR, LAST
-from optim.factory import (
+from harness.rundir.files import CHECKPOINT_DIR, LAST
+from optim.optimizer import (
     PLAIN,  # plain lists and dicts: hyperparameters load with weights_only=True
     build_optimizer_factory,
     build_scheduler_factory,

@@ -17,7 +17,7 @@ from torch.utils._pytree import tree_leaves
 from torchmetrics import Metric
 
 from harness.errors import Diverged
-from lightning_modules.logging_steps import is_logging_step
+from lightning_modules.base import is_logging_step
 
 
 class ConfigInCheckpoint(L.Callback):
@@ -239,7 +239,7 @@ class LastCheckpoint(Checkpoint):
     Lightning resumes as if that validation had run. The first two were measured
     (tests/test_resume.py kills runs at these points). So a SIGTERM there, or during validation,
     or between the micro-batches of an accumulated step, saves nothing new: the run resumes from
-    its previous checkpoint and replays the steps since, which harness.rundir.metrics keeps from
+    its previous checkpoint and replays the steps since, which harness.rundir.files keeps from
     being logged twice. A save due by steps waits for the next resume point. A Checkpoint
     subclass, so that Lightning calls it after the callbacks whose state it saves."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.rundir.layout import CHECKPOINT_DIR, HYDRA_DIR
+from harness.rundir.files import CHECKPOINT_DIR, HYDRA_DIR
 
 SPLITS = {"test": "test", "val": "validate"}  # split= -> the Lightning stage that evaluates it
 BEST = "best.ckpt"
@@ -100,7 +100,7 @@ def run_dir_best(run_dir: Path) -> Path:
     """RUN_DIR's best checkpoint: results.json's best_checkpoint read relative to RUN_DIR (a
     path recorded absolute, by the directory a copy came from, by its name under
     RUN_DIR/checkpoints/), else RUN_DIR/checkpoints/best.ckpt. Never a file outside RUN_DIR."""
-    from harness.rundir.results import read_results
+    from harness.rundir.files import read_results
 
     default = run_dir / CHECKPOINT_DIR / BEST
     try:
@@ -236,8 +236,8 @@ def evaluate(rebuilt: Rebuilt, split: str, ckpt_path: Path, run_dir: Path) -> di
     from harness.run.best import metrics_of
     from harness.run.progress import ProgressBar
     from harness.run.recipe import plain_config
+    from harness.rundir.files import write_results
     from harness.rundir.provenance import git_state
-    from harness.rundir.results import write_results
     from harness.tracking import wandb as wandb_run
     from harness.tracking.loggers import make_loggers, update_summary
 
@@ -271,7 +271,7 @@ def write_config(run_dir: Path, cfg: Any) -> None:
     """RUN_DIR/.hydra/config.yaml: the config evaluated (secrets masked), as a run records it."""
     from omegaconf import OmegaConf
 
-    from harness.rundir.atomic import write_text_atomic
+    from harness.rundir.files import write_text_atomic
     from harness.rundir.secrets import redact
 
     (run_dir / HYDRA_DIR).mkdir(parents=True, exist_ok=True)
@@ -282,12 +282,12 @@ def main(argv: list[str]) -> int:
     """eval.py's command line -> its exit status (2: bad input, one line, nothing written)."""
     import sys
 
-    from harness.rundir.layout import BAD_INPUT
+    from harness.rundir.files import BAD_INPUT
 
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE, end="")
         return 0
-    from datamodules.errors import DatasetError
+    from datamodules import DatasetError
 
     try:
         request = parse(argv)

@@ -33,8 +33,7 @@ def predict(cfg: Any, ckpt: dict[str, Any], own: dict[str, Any], run_dir: Path) 
     """Predict for every input of own["predict"]; write them and RUN_DIR/results.json."""
     from harness.protocol import DataTraits, TaskTraits, traits
     from harness.run.build import target_class
-    from harness.rundir.atomic import write_text_atomic
-    from harness.rundir.results import write_results
+    from harness.rundir.files import write_results, write_text_atomic
 
     source = Path(own["predict"]).expanduser()
     if not source.exists():
@@ -169,7 +168,7 @@ def images(cfg: Any, ckpt: dict[str, Any], source: Path) -> tuple[list[str], Reb
     import torch
 
     c, s = rebuilt.dims["in_channels"], rebuilt.dims["image_size"]
-    from datamodules.errors import DatasetError
+    from datamodules import DatasetError
 
     try:
         x = torch.stack([decode(p, c, s) for p in files])  # uint8 (N, C, S, S)

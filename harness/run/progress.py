@@ -9,7 +9,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 
-from lightning_modules.logging_steps import is_logging_step
+from lightning_modules.base import is_logging_step
 
 
 class ProgressBar(TQDMProgressBar):

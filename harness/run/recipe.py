@@ -34,9 +34,7 @@ from harness.run.build import (
 from harness.run.meta import add_trainer_metadata, run_metadata
 from harness.run.resume import check_fits, check_history, drop_earlier_best, restarts, resume_point
 from harness.run.sizes import check_sizes
-from harness.rundir.layout import EXIT_STATUS, METRICS_FILE
-from harness.rundir.metrics import logged_rows
-from harness.rundir.results import write_results
+from harness.rundir.files import EXIT_STATUS, METRICS_FILE, logged_rows, write_results
 from harness.rundir.secrets import redact
 from harness.tracking import names, tensorboard
 from harness.tracking import wandb as wandb_run

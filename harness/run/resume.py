@@ -21,8 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.rundir.layout import CHECKPOINT_DIR, HYDRA_DIR, LAST, METRICS_FILE, WANDB_ID_FILE
-from harness.rundir.results import read_status
+from harness.rundir.files import (
+    CHECKPOINT_DIR,
+    HYDRA_DIR,
+    LAST,
+    METRICS_FILE,
+    WANDB_ID_FILE,
+    read_status,
+)
 
 FINAL_STATUSES = ("finished", "diverged")
 # Keys that say where things are or how progress is shown, not what is computed: a requeued job

@@ -18,7 +18,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from harness.numbers import is_number
-from harness.rundir.layout import HYDRA_DIR, RESULTS_FILE
+from harness.rundir.files import HYDRA_DIR, RESULTS_FILE
 
 log = logging.getLogger(__name__)
 MAX_ROWS = 20  # one screen; the best ones are kept when there are more

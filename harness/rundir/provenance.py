@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.rundir.atomic import write_text_atomic
+from harness.rundir.files import write_text_atomic
 from harness.rundir.secrets import redact
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent

@@ -1,13 +1,12 @@
 """What became of a run, from its results.json and exit status (train.py's contract, the table in
-harness.rundir.layout: 0 finished, 3 diverged, 2 bad config or data, 130 interrupted, anything
+harness.rundir.files: 0 finished, 3 diverged, 2 bad config or data, 130 interrupted, anything
 else a crash)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.rundir.layout import status_of_exit
-from harness.rundir.results import read_status
+from harness.rundir.files import read_status, status_of_exit
 
 
 def outcome(run_dir: Path, exit_code: int, stopped: bool) -> str:

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.rundir.atomic import write_text_atomic
+from harness.rundir.files import read_history, write_text_atomic
 from harness.rundir.lock import InUse, Lock, hold, take
-from harness.rundir.metrics import read_history
 from harness.rundir.secrets import redact
 from harness.sweep import process, propose
 from harness.sweep.ledger import DONE, Ledger

@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.rundir.layout import EXIT_STATUS
-from harness.rundir.results import read_status
+from harness.rundir.files import EXIT_STATUS, read_status
 from harness.sweep import process
 
 LAUNCHERS = ("local", "slurm")

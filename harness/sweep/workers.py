@@ -34,7 +34,7 @@ PRELOAD = ("torch", "lightning", "wandb", "wandb.apis.public", "wandb.sdk.launch
            "hydra", "sklearn.datasets", "harness.run.app", "harness.config.command",
            "harness.run.recipe", "harness.run.build", "harness.run.callbacks",
            "harness.run.summary", "harness.run.progress", "harness.run.checkpoint_io",
-           "lightning_modules.classifier", "datamodules.digits", "models.cnn", "optim.factory")  # fmt: skip
+           "lightning_modules.classifier", "datamodules.digits", "models.cnn", "optim.optimizer")  # fmt: skip
 NOT_CPU = ("gpu", "cuda", "mps", "tpu", "hpu")  # trainer.accelerator values that are not the CPU
 
 

@@ -1,6 +1,6 @@
 """RUN_DIR/metrics.csv that survives a kill and a resume: Lightning's CSV logger, each row on disk
 as soon as it is logged (a killed run has lost none), keeping an earlier attempt's rows and
-skipping those a resumed run replays (harness.rundir.metrics.Replayed; on a CPU with a fixed
+skipping those a resumed run replays (harness.rundir.files.Replayed; on a CPU with a fixed
 seed the replayed values are the same numbers)."""
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from harness.rundir.atomic import write_text_atomic
-from harness.rundir.metrics import Replayed, read_metrics
+from harness.rundir.files import Replayed, read_metrics, write_text_atomic
 
 
 class _Writer(ExperimentWriter):

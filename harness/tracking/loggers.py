@@ -10,8 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.rundir.layout import CHECKPOINT_DIR
-from harness.rundir.metrics import Replayed
+from harness.rundir.files import CHECKPOINT_DIR, Replayed
 from harness.rundir.provenance import save_to_wandb
 from harness.tracking import names, tensorboard
 from harness.tracking import wandb as wandb_run

@@ -26,10 +26,10 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from harness.config.compose import override_key, split_overrides
 from harness.errors import ConfigError
-from harness.rundir.layout import (
+from harness.rundir.files import (
     WANDB_ID_FILE,  # beside the checkpoints: a resumed run logs to the same W&B run
+    Replayed,
 )
-from harness.rundir.metrics import Replayed
 from harness.rundir.secrets import redact
 from harness.tracking.artifacts import CheckpointArtifacts, log_model_arg
 
@@ -81,7 +81,7 @@ def run_id(checkpoint_dir: Path, resuming: bool) -> str:
 
 
 class RunWandbLogger(CheckpointArtifacts, WandbLogger):
-    """Lightning's WandbLogger, skipping the rows a resumed run replays (see harness.rundir.metrics)."""
+    """Lightning's WandbLogger, skipping the rows a resumed run replays (see harness.rundir.files)."""
 
     def __init__(self, *args: Any, replayed: Replayed | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -100,10 +100,10 @@ class RunWandbLogger(CheckpointArtifacts, WandbLogger):
 def save_run_id(checkpoint_dir: Path, run_id: str) -> None:
     """Beside the checkpoints, so that resuming from them continues this W&B run (rank zero only:
     every other rank drew its own, unused id)."""
-    from harness.rundir import atomic
+    from harness.rundir import files
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    atomic.write_text_atomic(checkpoint_dir / WANDB_ID_FILE, run_id)  # a kill leaves it whole
+    files.write_text_atomic(checkpoint_dir / WANDB_ID_FILE, run_id)  # a kill leaves it whole
 
 
 def sync_hint(run_dir: Path) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.arguments import ArgumentParser
-from harness.rundir.layout import CHECKPOINT_DIR, WANDB_ID_FILE
+from harness.rundir.files import CHECKPOINT_DIR, WANDB_ID_FILE
 from harness.tracking.wandb_records import items_of, records
 
 
