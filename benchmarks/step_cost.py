@@ -103,7 +103,7 @@ class Probe(L.Callback):
 
             def one(cb: L.Callback = cb) -> None:  # as Lightning dispatches (call.py)
                 fn = cb.on_before_zero_grad
-                if callable(fn):  # harness.run.hooks sets the hooks nobody overrides to None
+                if callable(fn):  # harness.run.build sets the hooks nobody overrides to None
                     with trainer.profiler.profile(f"[Callback]{cb.state_key}.on_before_zero_grad"):
                         fn(trainer, pl_module, optimizer)
 

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from diagnostics import attribution, publish
 from harness.numbers import is_int
 from harness.protocol import DataTraits, data_dims, normalisation, traits, vocabulary
 from lightning_modules.classifier import Classifier
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 
 
 # Drawing (matplotlib) loads when a picture is first drawn, not when the run starts: the
-# training steps before that never need it.
+# training steps before that never need it (nor attributing and publishing: imported where used).
 def _figures() -> Any:
     from diagnostics import figures
 
@@ -147,6 +146,8 @@ class PictureCallback(L.Callback):
             self._draw_and_publish(trainer, pl_module)
 
     def _draw_and_publish(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from diagnostics import publish
+
         self._drawn_at = trainer.global_step
         if not (self.active and trainer.is_global_zero):
             return
@@ -221,6 +222,8 @@ class Predictions(PictureCallback):
         self._count(outputs, batch)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from diagnostics import publish
+
         counts = self._finish(trainer)
         if counts is None or not trainer.is_global_zero:
             return
@@ -275,6 +278,8 @@ def saliency_maps(
     """Two views of what in images x (N, C, H, W) drives logit[target]; each map (N, H, W).
     input gradient: |d logit / d pixel|, largest over channels (Simonyan et al., 2014).
     integrated gradients: signed, summed over channels (Sundararajan et al., 2017)."""
+    from diagnostics import attribution
+
     grads = attribution.input_gradients(model, x, target)
     ig = attribution.integrated_gradients(model, x, target, steps=ig_steps)
     return {"input gradient": grads.abs().amax(1), "integrated gradients": ig.sum(1)}
@@ -313,6 +318,8 @@ class Saliency(PictureCallback):
         return f"saliency is drawn for images and token sequences, this data gives {kind}s"
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Figure]:
+        from diagnostics import attribution, publish
+
         x, y = self.fixed_examples(trainer, pl_module)
         with torch.no_grad():
             pred = pl_module(x).argmax(1)

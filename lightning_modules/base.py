@@ -134,7 +134,7 @@ class TrainingModule(L.LightningModule):
 
     def log_train_loss(self, loss: torch.Tensor, batch_size: int) -> None:
         """train/loss on the steps the loggers write. Not prog_bar=True: Lightning would turn it
-        into a Python number every step, a host-device sync on a GPU (harness.run.progress.ProgressBar
+        into a Python number every step, a host-device sync on a GPU (harness.run.console.ProgressBar
         shows it at the logging interval instead). Under DDP this is rank zero's loss on its part
         of the batch; epoch metrics are reduced over ranks."""
         if self.logs_this_step():

@@ -86,7 +86,7 @@ class HookCounter(L.Callback):
         HookCounter.counted += 1
 
     def on_train_end(self, trainer: L.Trainer, *args: Any) -> None:
-        from harness.run.hooks import PER_BATCH
+        from harness.run.build import PER_BATCH
 
         HookCounter.skipped = {
             type(cb).__name__: [h for h in PER_BATCH if getattr(cb, h) is None]

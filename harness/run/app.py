@@ -185,7 +185,7 @@ def run_checked(
     status (`out` gets the results)."""
     from datamodules import DatasetError
     from harness.run import requeue
-    from harness.run.quiet import lightning_logs_to_root, silence_noise
+    from harness.run.console import lightning_logs_to_root, silence_noise
     from harness.run.recipe import train
     from harness.run.summary import say_closing
 

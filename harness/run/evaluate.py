@@ -234,7 +234,7 @@ def evaluate(rebuilt: Rebuilt, split: str, ckpt_path: Path, run_dir: Path) -> di
     import lightning as L
 
     from harness.run.best import metrics_of
-    from harness.run.progress import ProgressBar
+    from harness.run.console import ProgressBar
     from harness.run.recipe import plain_config
     from harness.rundir.files import write_results
     from harness.rundir.provenance import git_state

@@ -31,12 +31,12 @@ from harness.run.build import (
     build_trainer,
     speed_up,
 )
-from harness.run.meta import add_trainer_metadata, run_metadata
+from harness.run.meta import add_trainer_metadata, run_metadata, run_name
 from harness.run.resume import check_fits, check_history, drop_earlier_best, restarts, resume_point
 from harness.run.sizes import check_sizes
 from harness.rundir.files import EXIT_STATUS, METRICS_FILE, logged_rows, write_results
 from harness.rundir.secrets import redact
-from harness.tracking import names, tensorboard
+from harness.tracking import tensorboard
 from harness.tracking import wandb as wandb_run
 from harness.tracking.loggers import Loggers, announce, make_loggers, update_summary
 
@@ -137,7 +137,7 @@ def build(
     n_params = sum(p.numel() for p in net.parameters())
     speed_up(net, compile=cfg.compile, channels_last=cfg.channels_last)
     meta = run_metadata(run_dir, resume_from, n_params)
-    meta["name"] = names.run_name(config, meta["choices"])  # adamw-lr3e-4-s0: W&B, TensorBoard
+    meta["name"] = run_name(config, meta["choices"])  # adamw-lr3e-4-s0: W&B, TensorBoard
     # The rows earlier attempts of this run logged. Those of the steps between the checkpoint and
     # the kill are replayed now; neither logger records them again.
     # A restart from step 0 (killed before its first checkpoint) replays every row it logged.

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]  # where `harness` imports from
 PRELOAD = ("torch", "lightning", "wandb", "wandb.apis.public", "wandb.sdk.launch.sweeps.utils",
            "hydra", "sklearn.datasets", "harness.run.app", "harness.config.command",
            "harness.run.recipe", "harness.run.build", "harness.run.callbacks",
-           "harness.run.summary", "harness.run.progress", "harness.run.checkpoint_io",
+           "harness.run.summary", "harness.run.console", "harness.run.checkpoint_io",
            "lightning_modules.classifier", "datamodules.digits", "models.cnn", "optim.optimizer")  # fmt: skip
 NOT_CPU = ("gpu", "cuda", "mps", "tpu", "hpu")  # trainer.accelerator values that are not the CPU
 

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.rundir.files import CHECKPOINT_DIR, Replayed
 from harness.rundir.provenance import save_to_wandb
-from harness.tracking import names, tensorboard
+from harness.tracking import tensorboard
 from harness.tracking import wandb as wandb_run
 from harness.tracking.csv import RunCSVLogger
 
@@ -38,7 +38,7 @@ def make_loggers(
     its first checkpoint is started again, as the same W&B run); `earlier`: the rows earlier attempts
     of this run logged (None: a fresh start). meta gets "wandb_mode"; W&B's config holds it (the
     same dict, filled in further later)."""
-    from harness.run.meta import run_choices, run_overrides
+    from harness.run.meta import named, run_choices, run_overrides
 
     loggers = Loggers()
     settings = cfg.logger.get("wandb")
@@ -48,7 +48,7 @@ def make_loggers(
         )
         loggers.wandb, meta["wandb_mode"] = wandb_run.make_wandb_logger(
             wandb_run.labelled(
-                names.named(OmegaConf.to_container(settings, resolve=True), config, run_choices()),
+                named(OmegaConf.to_container(settings, resolve=True), config, run_choices()),
                 wandb_run.run_labels(run_choices(), run_overrides()),
             ),
             run_dir,

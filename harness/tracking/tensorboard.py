@@ -46,7 +46,7 @@ def make_tensorboard_logger(
     name: str = "",
 ) -> RunTensorBoardLogger | None:
     """The logger cfg.logger.tensorboard asks for (None: none); resume_from: the checkpoint this
-    run resumes from; name: the run's (harness.tracking.names)."""
+    run resumes from; name: the run's (harness.run.meta.run_name)."""
     if settings is None or settings is False:
         return None
     purge_step = None

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.run.meta import run_name, short_number
 from harness.sweep.spec import command, load_spec
-from harness.tracking.names import run_name, short_number
 from tests.conftest import FAST, ROOT, compose
 from tests.wandb_files import records
 
