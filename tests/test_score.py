@@ -17,7 +17,7 @@ from lightning.pytorch.demos.boring_classes import BoringModel
 
 from harness.run.best import BestMetrics
 from harness.rundir.files import read_history
-from harness.tracking.csv import RunCSVLogger
+from harness.tracking.loggers import RunCSVLogger
 
 NAN = math.nan
 

@@ -40,12 +40,12 @@ def build_datamodule(cfg: DictConfig) -> Any:
 
 def build_net(cfg: DictConfig, dims: Mapping[str, Any]) -> Any:
     """The network; its encoder loaded from cfg.pretrained and frozen if cfg.finetune=linear."""
-    from models.encoder import freeze_encoder, load_encoder
-
     net = instantiate(
         cfg.model, _convert_=PLAIN, **constructor_kwargs(target_class(cfg.model), dims)
     )
     if cfg.get("pretrained"):
+        from models.encoder import load_encoder
+
         state, trained_with = read_checkpoint(cfg.pretrained)
         try:
             load_encoder(net, state)
@@ -55,6 +55,8 @@ def build_net(cfg: DictConfig, dims: Mapping[str, Any]) -> Any:
                 f"model={cfg.model._target_} on this data: {e}"
             ) from None
     if cfg.get("finetune") == "linear":
+        from models.encoder import freeze_encoder
+
         freeze_encoder(net)
     return net
 

@@ -18,7 +18,7 @@ import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config.checks import check_config
+from harness.config.checks import check_config, check_sizes
 from harness.errors import Diverged, constructor_errors
 from harness.protocol import DataTraits, traits
 from harness.run.best import metrics_of
@@ -33,7 +33,6 @@ from harness.run.build import (
 )
 from harness.run.meta import add_trainer_metadata, run_metadata, run_name
 from harness.run.resume import check_fits, check_history, drop_earlier_best, restarts, resume_point
-from harness.run.sizes import check_sizes
 from harness.rundir.files import EXIT_STATUS, METRICS_FILE, logged_rows, write_results
 from harness.rundir.secrets import redact
 from harness.tracking import tensorboard

@@ -14,7 +14,7 @@ keys are the logged names ("val/acc", "test/acc", ...): the last value of each, 
 measured on the best checkpoint. "best" holds the validation metrics at the best validation check
 (by task.monitor), so a run can be ranked without reading metrics.csv.
 
-metrics.csv is written by Lightning's CSV logger (harness.tracking.csv): one row per logging call,
+metrics.csv is written by Lightning's CSV logger (harness.tracking.loggers.RunCSVLogger): one row per logging call,
 columns `epoch`, `step` and the metric names, empty where a row did not log that metric. A row is
 also a key, (step, the metric names logged at it): a run resumed from a checkpoint replays the
 steps between that checkpoint and the kill, and `Replayed` lets each logger skip the rows it
