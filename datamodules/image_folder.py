@@ -9,7 +9,10 @@ every image is, else RGB; resized to data.size x data.size (default: the images'
 they all have one, square). Normalised with the per-channel mean and std of the training images;
 data.augment is CIFAR-10's random crop (padding data.size / 8) and flip. A dataset larger than
 half the memory available is refused before any decoding. Class names, size, channels, mean and
-std travel in every checkpoint (state_dict)."""
+std travel in every checkpoint (state_dict).
+
+Over 250 lines: finding, checking (one line per bad file or folder), decoding and splitting the
+images are one pipeline over one index of files, each step a short function."""
 
 from __future__ import annotations
 

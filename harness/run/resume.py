@@ -12,6 +12,9 @@
   config is the recorded one; it logs to the same W&B run and replays the logged rows.
 - RUN_DIR holds a finished or diverged run: every command but `ckpt_path=last` (its own
   continuation) is refused, whatever ckpt_path names; it is never overwritten.
+
+Over 250 lines: the four cases above and the checks that a checkpoint fits the config are one
+decision, made here once; each case is a short function.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""sweep.py's command line: `run` a sweep file here, `report` on a sweep's runs."""
+"""sweep.py's command line: `run` a sweep file here, `report` on a sweep's runs.
+
+Over 250 lines: the subcommands' arguments, examples and refusals (each one line, exit 2) are the
+command line's whole surface; the work is in runner, rerun and report."""
 
 from __future__ import annotations
 

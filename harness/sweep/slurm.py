@@ -13,7 +13,10 @@ requeues the same command, which resumes in the same run directory. Lightning's 
 is off in the run (it keeps SUBMITIT_FOLDER in its environment): submitit is the one owner.
 
 The ledger records each run's job id and launcher; a restarted runner re-attaches to a job that is
-still queued or running (`reattach`) instead of submitting it again."""
+still queued or running (`reattach`) instead of submitting it again.
+
+Over 250 lines: submitting, signalling, re-attaching and reading back a job are the launcher's one
+job, and they share the job's folder layout."""
 
 from __future__ import annotations
 

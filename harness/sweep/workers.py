@@ -6,6 +6,9 @@ run skips the interpreter's start and those imports (7-10 s here) and still has 
 answers as a subprocess.Popen does. A run that cannot be forked (a GPU run, a program that is not
 a Python file run by this interpreter, a server that could not start or died) starts as its own
 process, as with `--workers process`, and one line on stderr says why.
+
+Over 250 lines: which runs may be forked, and the client side of the server's protocol, are one
+decision each, kept beside the Job they return.
 """
 
 from __future__ import annotations
