@@ -9,7 +9,8 @@ checkpoints/last.ckpt after each (a temporary file renamed, as train.py writes i
 For the tests: `${oc.env:NAME}` in a value is resolved from the environment, as Hydra does; the
 argv is kept in argv.json (what `ps` shows); a `+notes` value is kept only as its sha256.
 $STANDIN_LOG: a line per start and end of a run. With $CHAOS_WINDOW=ckpt, mid-checkpoint it logs
-"ckpt PID" to $CHAOS_TRACE and sleeps $CHAOS_PAUSE_S: a window for a kill.
+"ckpt PID" to $CHAOS_TRACE and sleeps $CHAOS_PAUSE_S: a window for a kill. With $STANDIN_GATE, a
+run that would finish first waits until that file exists: a test decides when, not the clock.
 """
 
 import hashlib
@@ -83,4 +84,6 @@ for i in range(steps):
         pause("ckpt")
     os.replace(tmp, run_dir / "checkpoints" / "last.ckpt")
     time.sleep(float(os.environ.get("STANDIN_SLEEP", "0")))
+while os.environ.get("STANDIN_GATE") and not Path(os.environ["STANDIN_GATE"]).exists():
+    time.sleep(0.05)
 finish("finished", 0, **{"val/loss": loss, "test/loss": loss + 0.01})

@@ -257,23 +257,35 @@ def test_a_killed_runner_restarted_reattaches_and_submits_only_what_did_not_end(
     cmd = [sys.executable, str(ROOT / "sweep.py"), "run", str(FILES / "standin_grid.yaml"),
            "--out", str(out), "--jobs", "2", "--no-report", "--launcher", "local",
            "--slurm", "gpus_per_node=0", "trainer.max_steps=15"]  # fmt: skip
-    env = {**os.environ, "STANDIN_LOG": str(log), "STANDIN_SLEEP": "1"}  # the first runs: ~15 s
+    gate = tmp_path / "gate"  # the first two runs end only once it exists: after the reattach
+    env = {**os.environ, "STANDIN_LOG": str(log), "STANDIN_GATE": str(gate)}
     runner = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-    ledger_path, deadline = out / "ledger.jsonl", time.time() + 120
-    while time.time() < deadline:  # until two jobs are recorded, running
-        entries = Ledger(ledger_path).entries if ledger_path.exists() else {}
-        jobs = [e for e in entries.values() if e.get("state") == "running" and e.get("job_id")]
-        if len(jobs) == 2:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(runner.communicate()[0].decode())
+    ledger_path = out / "ledger.jsonl"
+
+    def wait_for(ready, proc: subprocess.Popen) -> list[dict]:  # type: ignore[type-arg]
+        deadline = time.time() + 180
+        while time.time() < deadline and proc.poll() is None:
+            entries = Ledger(ledger_path).entries if ledger_path.exists() else {}
+            found = [e for e in entries.values() if ready(e)]
+            if len(found) == 2:
+                return found
+            time.sleep(0.1)
+        gate.touch()  # no stand-in is left waiting
+        proc.kill()
+        pytest.fail(proc.communicate()[0].decode())
+
+    jobs = wait_for(lambda e: e.get("state") == "running" and e.get("job_id"), runner)
     runner.kill()  # SIGKILL: the runner cannot clean up; its jobs are the scheduler's and go on
     runner.wait()
     assert all(_alive(int(e["job_id"])) for e in jobs)
 
-    done = subprocess.run(cmd, cwd=ROOT, env={**env, "STANDIN_SLEEP": "0"}, capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 1, done.stdout + done.stderr  # 1: the lr=5 runs crash
+    env.pop("STANDIN_GATE")  # the runs submitted from now on end at once
+    again = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    reattached = wait_for(lambda e: e.get("reattached") is True, again)
+    assert sorted(e["key"] for e in reattached) == sorted(e["key"] for e in jobs)
+    gate.touch()
+    output = again.communicate(timeout=300)[0]
+    assert again.returncode == 1, output  # 1: the lr=5 runs crash
     final = Ledger(ledger_path).entries
     assert len(final) == 12 and all(e["state"] != "running" for e in final.values())
     assert all(e.get("job_id") for e in final.values())
