@@ -1,0 +1,71 @@
+"""Ctrl-C while a run is still setting up (its checks, building its parts) ends it as Ctrl-C in
+training does: one line, exit status 130 (interrupted), no traceback, and the same command runs
+again. As `python train.py` and as a sweep's run (forked from the fork server, or a process),
+whose output.log then holds that line, not a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.rundir.layout import EXIT_STATUS
+from harness.sweep import process
+from harness.sweep.workers import Workers
+from tests.conftest import FAST, ROOT
+
+ENV_ARGS = ["data=digits", "model=mlp", *FAST]
+# where the SIGINT lands: in the checks (nothing written yet), or building the run (its directory
+# written: .hydra/, train.log, the loggers' files)
+STAGES = {"checks": None, "build": ".hydra/config.yaml"}
+
+
+def ctrl_c(run_dir: Path, stage: str) -> str:
+    """The probe (tests.probes.SignalWhenMade): SIGINT once, at `stage`."""
+    marker = run_dir.parent / f"{run_dir.name}-signalled"
+    after = STAGES[stage]
+    when = f",after:'{run_dir / after}'" if after else ""
+    return f"+callbacks.ctrl_c={{_target_:tests.probes.SignalWhenMade,signal:SIGINT,marker:'{marker}'{when}}}"
+
+
+def train(run_dir: Path, stage: str) -> list[str]:
+    return [sys.executable, "train.py", *ENV_ARGS, ctrl_c(run_dir, stage), f"hydra.run.dir={run_dir}"]
+
+
+def assert_one_interrupted_line(text: str) -> None:
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+    said = [line for line in text.splitlines() if "interrupted" in line]
+    assert len(said) == 1 and said[0].startswith("interrupted; "), text[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", STAGES)
+def test_ctrl_c_in_set_up_is_one_line_exit_130_and_the_same_command_runs_again(
+    tmp_path: Path, stage: str
+) -> None:
+    run_dir = tmp_path / "run"
+    done = subprocess.run(train(run_dir, stage), cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == EXIT_STATUS["interrupted"], done.stderr[-3000:]
+    assert "Traceback" not in done.stdout
+    assert_one_interrupted_line(done.stderr)
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr  # nothing else on stderr
+    again = subprocess.run(train(run_dir, stage), cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((run_dir / "results.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_sweep_runs_set_up_is_one_line_in_its_log(tmp_path: Path) -> None:
+    workers = Workers(threads=1)  # the real fork server: a forked run's set-up is short
+    try:
+        for mode, start in (("fork", workers.start), ("process", process.start)):
+            run_dir = tmp_path / mode
+            job = start(mode, {}, train(run_dir, "build"), run_dir, ROOT, 1)
+            log = run_dir / process.LOG_FILE
+            assert job.proc.wait(timeout=300) == EXIT_STATUS["interrupted"], log.read_text()[-3000:]
+            assert_one_interrupted_line(log.read_text())
+    finally:
+        workers.close()
