@@ -8,11 +8,15 @@ the command line is read, so --help and --cfg are fast.
 
 import sys
 
-import hydra
-from omegaconf import DictConfig
+from harness.run.app import hydra_job, interrupted, is_single_run, run_command
 
-from harness.run.app import hydra_job, is_single_run, run_command
-from harness.run.summary import end_multirun
+try:  # Ctrl-C from here on: one line and the interrupted status (run_command's own, in a run)
+    import hydra
+    from omegaconf import DictConfig
+
+    from harness.run.summary import end_multirun
+except KeyboardInterrupt:
+    sys.exit(interrupted(None))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -24,7 +28,10 @@ if __name__ == "__main__":
     if is_single_run(sys.argv[1:]):
         sys.exit(run_command(sys.argv[1:]))
     try:
-        main()
-    finally:  # a multirun: its table, also when a job crashed or was interrupted
-        status = end_multirun()
+        try:
+            main()
+        finally:  # a multirun: its table, also when a job crashed or was interrupted
+            status = end_multirun()
+    except KeyboardInterrupt:  # in Hydra's code or a job's set-up
+        sys.exit(interrupted(None))
     sys.exit(status)  # 0 when every job finished

@@ -32,7 +32,13 @@ def ctrl_c(run_dir: Path, stage: str) -> str:
 
 
 def train(run_dir: Path, stage: str) -> list[str]:
-    return [sys.executable, "train.py", *ENV_ARGS, ctrl_c(run_dir, stage), f"hydra.run.dir={run_dir}"]
+    return [
+        sys.executable,
+        "train.py",
+        *ENV_ARGS,
+        ctrl_c(run_dir, stage),
+        f"hydra.run.dir={run_dir}",
+    ]
 
 
 def assert_one_interrupted_line(text: str) -> None:

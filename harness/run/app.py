@@ -14,6 +14,7 @@ the two entry paths, run_command and hydra_job, share every step after compositi
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -45,7 +46,8 @@ def is_single_run(argv: list[str]) -> bool:
 
 
 def run_command(overrides: list[str]) -> int:
-    """One run from command-line overrides; the exit status."""
+    """One run from command-line overrides; the exit status. Ctrl-C outside training (Lightning
+    handles it there), in the set-up too: `interrupted`, never a traceback."""
     from harness.config.command import check_command
 
     try:
@@ -54,6 +56,8 @@ def run_command(overrides: list[str]) -> int:
         lock, resume_from, restart = locked_run_dir(run_dir, checked.cfg)
     except ConfigError as e:
         return bad_input(e)
+    except KeyboardInterrupt:
+        return interrupted(None)
     try:
         data = prepared_data(checked.cfg, run_dir)
         if data is None:
@@ -61,8 +65,25 @@ def run_command(overrides: list[str]) -> int:
         start_job(checked.composed, run_dir)
         write_hydra_files(run_dir, checked.composed)
         return run_checked(checked.cfg, run_dir, resume_from, data=data, restart=restart)
+    except KeyboardInterrupt:
+        status = interrupted(run_dir)
+        _remove_if_only_hydra_files(run_dir)  # under the lock: nothing of it had started
+        return status
     finally:
         lock.release()
+
+
+def interrupted(run_dir: Path | None) -> int:
+    """Ctrl-C outside training: later ones ignored while this process ends (as Lightning does in
+    training), one line, the interrupted exit status."""
+    import signal
+
+    with contextlib.suppress(ValueError):  # ValueError: not the main thread, which gets SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    last = run_dir / CHECKPOINT_DIR / LAST if run_dir is not None else None
+    again = f"resume from {last}" if last is not None and last.is_file() else "start it"
+    print(f"interrupted; run the same command again to {again}", file=sys.stderr)
+    return EXIT_STATUS["interrupted"]
 
 
 def prepared_data(cfg: Any, run_dir: Path) -> Any:
