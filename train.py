@@ -8,6 +8,7 @@ the command line is read, so --help and --cfg are fast.
 
 import sys
 
+from harness.errors import from_ctrl_c
 from harness.run.app import hydra_job, interrupted, is_single_run, run_command
 
 try:  # Ctrl-C from here on: one line and the interrupted status (run_command's own, in a run)
@@ -15,7 +16,9 @@ try:  # Ctrl-C from here on: one line and the interrupted status (run_command's 
     from omegaconf import DictConfig
 
     from harness.run.summary import end_multirun
-except KeyboardInterrupt:
+except BaseException as e:
+    if not from_ctrl_c(e):
+        raise
     sys.exit(interrupted(None))
 
 
@@ -32,6 +35,8 @@ if __name__ == "__main__":
             main()
         finally:  # a multirun: its table, also when a job crashed or was interrupted
             status = end_multirun()
-    except KeyboardInterrupt:  # in Hydra's code or a job's set-up
+    except BaseException as e:  # Ctrl-C in Hydra's code or in a job's set-up
+        if not from_ctrl_c(e):
+            raise
         sys.exit(interrupted(None))
     sys.exit(status)  # 0 when every job finished

@@ -75,3 +75,29 @@ def test_ctrl_c_in_a_sweep_runs_set_up_is_one_line_in_its_log(tmp_path: Path) ->
             assert_one_interrupted_line(log.read_text())
     finally:
         workers.close()
+
+
+def test_ctrl_c_a_library_turned_into_its_own_error_is_interrupted_not_bad_input(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """OmegaConf, interrupted mid-composition, raises an AttributeError, which the checks report
+    as a ConfigError (seen with SIGINT 0.4 s after start): still Ctrl-C, not exit 2."""
+    from harness.config import command
+    from harness.errors import ConfigError
+    from harness.run.app import run_command
+
+    def check_command(overrides: list[str]) -> None:
+        try:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise AttributeError("'NoneType' object has no attribute '_invalidate_flags_cache'")  # noqa: B904
+        except AttributeError as e:
+            raise ConfigError(str(e)) from None
+
+    monkeypatch.setattr(command, "check_command", check_command)
+    monkeypatch.setattr("signal.signal", lambda *args: None)  # this process keeps its Ctrl-C
+    status = run_command([f"hydra.run.dir={tmp_path / 'run'}"])
+    assert status == EXIT_STATUS["interrupted"]
+    assert_one_interrupted_line(capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()

@@ -55,7 +55,9 @@ def test_a_child_that_inherits_the_lock_holds_it_until_it_exits(tmp_path: Path) 
     take(tmp_path, "run", name="k.lock").release()
 
 
-def test_a_lock_file_removed_by_its_holder_is_never_a_second_lock(tmp_path: Path, monkeypatch) -> None:
+def test_a_lock_file_removed_by_its_holder_is_never_a_second_lock(
+    tmp_path: Path, monkeypatch
+) -> None:
     """A holder may remove its folder, lock file and all, before letting go (a run that never
     started: harness.run.app). A process that had opened the removed file by then must lock the
     one at the path, so that a third is refused."""

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, chain, from_ctrl_c
 from harness.rundir.layout import (
     BAD_INPUT,
     CHECKPOINT_DIR,
@@ -47,7 +47,16 @@ def is_single_run(argv: list[str]) -> bool:
 
 def run_command(overrides: list[str]) -> int:
     """One run from command-line overrides; the exit status. Ctrl-C outside training (Lightning
-    handles it there), in the set-up too: `interrupted`, never a traceback."""
+    handles it there), in the set-up too: one line and the interrupted status, no traceback."""
+    try:
+        return _run_command(overrides)
+    except BaseException as e:  # what got past its own handling (a second Ctrl-C, too)
+        if not from_ctrl_c(e):
+            raise
+        return interrupted(None)
+
+
+def _run_command(overrides: list[str]) -> int:
     from harness.config.command import check_command
 
     try:
@@ -56,8 +65,6 @@ def run_command(overrides: list[str]) -> int:
         lock, resume_from, restart = locked_run_dir(run_dir, checked.cfg)
     except ConfigError as e:
         return bad_input(e)
-    except KeyboardInterrupt:
-        return interrupted(None)
     try:
         data = prepared_data(checked.cfg, run_dir)
         if data is None:
@@ -65,7 +72,9 @@ def run_command(overrides: list[str]) -> int:
         start_job(checked.composed, run_dir)
         write_hydra_files(run_dir, checked.composed)
         return run_checked(checked.cfg, run_dir, resume_from, data=data, restart=restart)
-    except KeyboardInterrupt:
+    except BaseException as e:
+        if not from_ctrl_c(e):
+            raise
         status = interrupted(run_dir)
         _remove_if_only_hydra_files(run_dir)  # under the lock: nothing of it had started
         return status
@@ -74,8 +83,8 @@ def run_command(overrides: list[str]) -> int:
 
 
 def interrupted(run_dir: Path | None) -> int:
-    """Ctrl-C outside training: later ones ignored while this process ends (as Lightning does in
-    training), one line, the interrupted exit status."""
+    """Ctrl-C outside training (harness.errors.from_ctrl_c): later ones ignored while this
+    process ends (as Lightning does in training), one line, the interrupted exit status."""
     import signal
 
     with contextlib.suppress(ValueError):  # ValueError: not the main thread, which gets SIGINT
@@ -118,8 +127,8 @@ def locked_run_dir(run_dir: Path, cfg: Any) -> tuple[Any, Path | None, bool]:
         resume_from = check_run_dir(run_dir, cfg)  # again, now that nothing else can change it
         return lock, resume_from, resume_from is None and restarts(run_dir)
     except ConfigError:
+        _remove_if_only_hydra_files(run_dir)  # before letting go: never the next process's files
         lock.release()
-        _remove_if_only_hydra_files(run_dir)
         raise
 
 
@@ -248,17 +257,17 @@ def disk_full(error: BaseException) -> str | None:
     comes from: an OSError ENOSPC, or the RuntimeError torch.save raises over one."""
     import errno
 
-    seen: BaseException | None = error
-    while seen is not None:
+    for seen in chain(error):
         if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
             return str(seen.filename or "a file of the run")
         if "No space left on device" in str(seen):
             return "a file of the run"
-        seen = seen.__cause__ or seen.__context__
     return None
 
 
 def bad_input(error: Exception) -> int:
+    if from_ctrl_c(error):  # not bad input: the caller's Ctrl-C handling ends the run
+        raise error
     print(f"error: {error}", file=sys.stderr)
     return BAD_INPUT
 
