@@ -1,14 +1,16 @@
 """OS file locks on directories: one process at a time in a run directory, one runner per run of a
 sweep.
 
-flock(2) on a lock file that stays once its holders let go: deleting it could let a second
-process lock a new file while a first, which had opened the old one, locks that, and a holder
-cannot know that no copy of its descriptor lives on. The one removal, of a run directory whose
-run never started (harness.run.app), is made by the holder before it lets go, and `take` checks
-that the file it locked is still the one at the path. The kernel releases a lock when the last
-descriptor of it closes, so a killed process never leaves a stale lock, only the file; a
-descriptor a child inherits (subprocess's pass_fds) keeps the lock until the child has exited
-too. The file holds the PID of the process that took the lock, for the message a second gets.
+flock(2) on a lock file that stays once its holders let go: deleting it could let one process
+lock a new file while another, which had opened the old one, locks that; a holder cannot know
+that no copy of its descriptor lives on (a child's), and on a disk shared over NFS the path's
+check below may read a cached name. The one removal, of a run directory whose run never started
+(harness.run.app), is made by the holder before it lets go, and `take` checks that the file it
+locked is still the one at the path (a process that opened the removed one then tries again).
+The kernel releases a lock when the last descriptor of it closes, so a killed process never
+leaves a stale lock, only the file; a descriptor a child inherits (subprocess's pass_fds) keeps
+the lock until the child has exited too. The file holds the PID of the process that took the
+lock, for the message a second gets.
 """
 
 from __future__ import annotations
