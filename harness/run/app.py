@@ -57,6 +57,8 @@ def run_command(overrides: list[str]) -> int:
 
 
 def _run_command(overrides: list[str]) -> int:
+    import numpy  # noqa: F401  before torch, whose C start-up would swallow a Ctrl-C in this import
+
     from harness.config.command import check_command
 
     try:
@@ -155,6 +157,7 @@ def hydra_job(cfg: Any) -> float | None:
     multirun a job that did not finish (diverged, or a bad config: that job's failure) returns
     the worst value, and the next job starts; an interrupted one (Ctrl-C, SIGTERM) ends the
     multirun. Outside a multirun the job exits with its status, as run_command's."""
+    import numpy  # noqa: F401  before torch (run_command says why)
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
