@@ -127,3 +127,22 @@ def test_a_run_imports_numpy_before_torch_whose_start_up_would_lose_a_ctrl_c(
     done = subprocess.run([sys.executable, "-c", FIRST_IMPORT, *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.stdout.strip() == "numpy first", done.stdout + done.stderr[-2000:]
+
+
+def test_after_the_first_ctrl_c_of_a_train_py_process_later_ones_are_ignored() -> None:
+    """A sweep's run gets the terminal's Ctrl-C and then the runner's: the second must not land
+    in the handling of the first (seen: a traceback from the first line of that handling)."""
+    import os
+    import signal
+
+    from harness.run.app import ignore_later_ctrl_c
+
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh train.py has it
+    try:
+        ignore_later_ctrl_c()  # what train.py does first
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
