@@ -9,9 +9,10 @@ the command line is read, so --help and --cfg are fast.
 import sys
 
 from harness.errors import from_ctrl_c
-from harness.run.app import hydra_job, interrupted, is_single_run, run_command
+from harness.run.app import hydra_job, ignore_later_ctrl_c, interrupted, is_single_run, run_command
 
 try:  # Ctrl-C from here on: one line and the interrupted status (run_command's own, in a run)
+    ignore_later_ctrl_c()
     import hydra
     from omegaconf import DictConfig
 

@@ -108,7 +108,9 @@ import builtins, os, runpy, sys
 real = builtins.__import__
 def hook(name, *args, **kwargs):
     if name.split(".")[0] == "torch" and "torch" not in sys.modules:
+        import signal
         print("numpy first" if "numpy" in sys.modules else "torch first", flush=True)
+        print("SIGINT:", getattr(signal.getsignal(signal.SIGINT), "__qualname__", "?"), flush=True)
         os._exit(0)
     return real(name, *args, **kwargs)
 builtins.__import__ = hook
@@ -126,7 +128,9 @@ def test_a_run_imports_numpy_before_torch_whose_start_up_would_lose_a_ctrl_c(
     args = [*ENV_ARGS, f"hydra.run.dir={tmp_path / 'run'}"]
     done = subprocess.run([sys.executable, "-c", FIRST_IMPORT, *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.stdout.strip() == "numpy first", done.stdout + done.stderr[-2000:]
+    said = done.stdout.strip().splitlines()
+    assert said[0] == "numpy first", done.stdout + done.stderr[-2000:]
+    assert said[1] == "SIGINT: ignore_later_ctrl_c.<locals>.first"  # set before any import
 
 
 def test_after_the_first_ctrl_c_of_a_train_py_process_later_ones_are_ignored() -> None:

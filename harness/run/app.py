@@ -84,6 +84,21 @@ def _run_command(overrides: list[str]) -> int:
         lock.release()
 
 
+def ignore_later_ctrl_c() -> None:
+    """train.py's first step: the first Ctrl-C raises KeyboardInterrupt (Lightning stops training
+    on it; elsewhere the run ends `interrupted`) and turns SIGINT off, so that another (a sweep's
+    run gets the terminal's, then the runner's) cannot land while the first is handled. Left as
+    it is when not Python's default (ignored in a background job)."""
+    import signal
+
+    def first(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, first)
+
+
 def interrupted(run_dir: Path | None) -> int:
     """Ctrl-C outside training (harness.errors.from_ctrl_c): later ones ignored while this
     process ends (as Lightning does in training), one line, the interrupted exit status."""
