@@ -21,6 +21,21 @@ class Diverged(Exception):
         self.step = step
 
 
+def chain(error: BaseException) -> Iterator[BaseException]:
+    """`error`, then the one it was raised from or while handling, and so on."""
+    seen: BaseException | None = error
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
+def from_ctrl_c(error: BaseException) -> bool:
+    """Whether `error` is Ctrl-C's KeyboardInterrupt, or was raised while one was handled: a
+    library may turn one into its own error (OmegaConf, interrupted mid-composition, an
+    AttributeError, which the checks then report as a ConfigError)."""
+    return any(isinstance(e, KeyboardInterrupt) for e in chain(error))
+
+
 @contextlib.contextmanager
 def constructor_errors(where: str) -> Iterator[None]:
     """Turn a constructor's ValueError/TypeError (also as Hydra's InstantiationException) into a

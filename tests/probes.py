@@ -1,5 +1,6 @@
-"""Callbacks that tests add to a real run: a signal sent at a chosen point (kill-and-resume tests),
-and a check of the loader position. Added as `+callbacks.kill={_target_:tests.probes.SignalAt,...}`."""
+"""Callbacks that tests add to a real run: a signal sent at a chosen point (kill-and-resume tests,
+Ctrl-C in set-up), and a check of the loader position. Added as
+`+callbacks.kill={_target_:tests.probes.SignalAt,...}`."""
 
 from __future__ import annotations
 
@@ -40,6 +41,17 @@ class SignalAt(L.Callback):
 
     def on_test_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         self._fire(trainer, "test_batch_end")
+
+
+class SignalWhenMade(L.Callback):
+    """Send `signal` to this process as it is made, once per `marker` file: a Ctrl-C in a run's
+    set-up. The checks make the callbacks first, the run again once its directory is written:
+    `after` (a file) holds it back until that file exists."""
+
+    def __init__(self, signal: str, marker: str, after: str | None = None) -> None:
+        if (after is None or Path(after).exists()) and not Path(marker).exists():
+            Path(marker).touch()
+            os.kill(os.getpid(), getattr(signals, signal))
 
 
 class LoaderPosition(L.Callback):

@@ -1,9 +1,11 @@
 """OS file locks on directories (harness.rundir.lock): a second holder is refused with the first
-one's PID, a killed holder leaves no stale lock, a child that inherits the lock keeps it."""
+one's PID, a killed holder leaves no stale lock, a child that inherits the lock keeps it, and a
+lock file its holder removed is never locked by two processes at once."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,3 +53,30 @@ def test_a_child_that_inherits_the_lock_holds_it_until_it_exits(tmp_path: Path) 
         take(tmp_path, "run", name="k.lock")
     child.communicate(b"")
     take(tmp_path, "run", name="k.lock").release()
+
+
+def test_a_lock_file_removed_by_its_holder_is_never_a_second_lock(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A holder may remove its folder, lock file and all, before letting go (a run that never
+    started: harness.run.app). A process that had opened the removed file by then must lock the
+    one at the path, so that a third is refused."""
+    from harness.rundir import lock as locks
+
+    first = take(tmp_path / "run", "run directory")
+    real = locks.fcntl.flock
+
+    def flock(fd: int, operation: int) -> None:  # the second process, between its open and flock
+        if first.fd >= 0 and fd != first.fd:
+            shutil.rmtree(tmp_path / "run")  # the first removes its run directory, lets go
+            first.release()
+        real(fd, operation)
+
+    monkeypatch.setattr(locks.fcntl, "flock", flock)
+    second = take(tmp_path / "run", "run directory")
+    monkeypatch.undo()
+    try:
+        with pytest.raises(InUse, match=f"process {os.getpid()}"):
+            take(tmp_path / "run", "run directory")
+    finally:
+        second.release()

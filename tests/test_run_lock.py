@@ -61,3 +61,39 @@ def test_a_second_train_py_on_a_run_directory_in_use_is_refused(tmp_path: Path) 
     assert second.returncode == 2, second.stderr[-2000:]
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1 and f"process {first.pid}" in lines[0], second.stderr
+
+
+def test_a_run_refused_under_the_lock_removes_its_directory_before_it_lets_go(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Refused by the check made again under the lock, a run takes away the directory it made, and
+    only then lets the next process in: never that process's files, written the moment it got in."""
+    from harness.errors import ConfigError
+    from harness.run import app, resume
+    from harness.rundir import lock as locks
+
+    run_dir, checks, taken = tmp_path / "run", [], []
+
+    def check_run_dir(folder: Path, cfg: object) -> None:
+        checks.append(folder)
+        if len(checks) == 2:  # under the lock: another process made the run unstartable meanwhile
+            raise ConfigError(f"{folder} changed")
+
+    real = locks.Lock.release
+
+    def release(lock: locks.Lock) -> None:  # the next process takes it the moment it is free
+        real(lock)
+        if not taken:
+            taken.append(locks.take(run_dir, "run directory"))
+            (run_dir / ".hydra").mkdir(exist_ok=True)
+            (run_dir / ".hydra" / "config.yaml").write_text("seed: 0\n")
+
+    monkeypatch.setattr(resume, "check_run_dir", check_run_dir)
+    monkeypatch.setattr(locks.Lock, "release", release)
+    with pytest.raises(ConfigError, match="changed"):
+        app.locked_run_dir(run_dir, None)
+    monkeypatch.undo()
+    try:
+        assert (run_dir / ".hydra" / "config.yaml").read_text() == "seed: 0\n"
+    finally:
+        taken[0].release()

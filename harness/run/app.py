@@ -14,6 +14,7 @@ the two entry paths, run_command and hydra_job, share every step after compositi
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -22,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, chain, from_ctrl_c
 from harness.rundir.files import (
     BAD_INPUT,
     CHECKPOINT_DIR,
@@ -45,7 +46,19 @@ def is_single_run(argv: list[str]) -> bool:
 
 
 def run_command(overrides: list[str]) -> int:
-    """One run from command-line overrides; the exit status."""
+    """One run from command-line overrides; the exit status. Ctrl-C outside training (Lightning
+    handles it there), in the set-up too: one line and the interrupted status, no traceback."""
+    try:
+        return _run_command(overrides)
+    except BaseException as e:  # what got past its own handling (a second Ctrl-C, too)
+        if not from_ctrl_c(e):
+            raise
+        return interrupted(None)
+
+
+def _run_command(overrides: list[str]) -> int:
+    import numpy  # noqa: F401  before torch, whose C start-up would swallow a Ctrl-C in this import
+
     from harness.config.command import check_command
 
     try:
@@ -61,8 +74,42 @@ def run_command(overrides: list[str]) -> int:
         start_job(checked.composed, run_dir)
         write_hydra_files(run_dir, checked.composed)
         return run_checked(checked.cfg, run_dir, resume_from, data=data, restart=restart)
+    except BaseException as e:
+        if not from_ctrl_c(e):
+            raise
+        status = interrupted(run_dir)
+        _remove_if_only_hydra_files(run_dir)  # under the lock: nothing of it had started
+        return status
     finally:
         lock.release()
+
+
+def ignore_later_ctrl_c() -> None:
+    """train.py's first step: the first Ctrl-C raises KeyboardInterrupt (Lightning stops training
+    on it; elsewhere the run ends `interrupted`) and turns SIGINT off, so that another (a sweep's
+    run gets the terminal's, then the runner's) cannot land while the first is handled. Left as
+    it is when not Python's default (ignored in a background job)."""
+    import signal
+
+    def first(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, first)
+
+
+def interrupted(run_dir: Path | None) -> int:
+    """Ctrl-C outside training (harness.errors.from_ctrl_c): later ones ignored while this
+    process ends (as Lightning does in training), one line, the interrupted exit status."""
+    import signal
+
+    with contextlib.suppress(ValueError):  # ValueError: not the main thread, which gets SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    last = run_dir / CHECKPOINT_DIR / LAST if run_dir is not None else None
+    again = f"resume from {last}" if last is not None and last.is_file() else "start it"
+    print(f"interrupted; run the same command again to {again}", file=sys.stderr)
+    return EXIT_STATUS["interrupted"]
 
 
 def prepared_data(cfg: Any, run_dir: Path) -> Any:
@@ -97,8 +144,8 @@ def locked_run_dir(run_dir: Path, cfg: Any) -> tuple[Any, Path | None, bool]:
         resume_from = check_run_dir(run_dir, cfg)  # again, now that nothing else can change it
         return lock, resume_from, resume_from is None and restarts(run_dir)
     except ConfigError:
+        _remove_if_only_hydra_files(run_dir)  # before letting go: never the next process's files
         lock.release()
-        _remove_if_only_hydra_files(run_dir)
         raise
 
 
@@ -125,6 +172,7 @@ def hydra_job(cfg: Any) -> float | None:
     multirun a job that did not finish (diverged, or a bad config: that job's failure) returns
     the worst value, and the next job starts; an interrupted one (Ctrl-C, SIGTERM) ends the
     multirun. Outside a multirun the job exits with its status, as run_command's."""
+    import numpy  # noqa: F401  before torch (run_command says why)
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -227,17 +275,17 @@ def disk_full(error: BaseException) -> str | None:
     comes from: an OSError ENOSPC, or the RuntimeError torch.save raises over one."""
     import errno
 
-    seen: BaseException | None = error
-    while seen is not None:
+    for seen in chain(error):
         if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
             return str(seen.filename or "a file of the run")
         if "No space left on device" in str(seen):
             return "a file of the run"
-        seen = seen.__cause__ or seen.__context__
     return None
 
 
 def bad_input(error: Exception) -> int:
+    if from_ctrl_c(error):  # not bad input: the caller's Ctrl-C handling ends the run
+        raise error
     print(f"error: {error}", file=sys.stderr)
     return BAD_INPUT
 

@@ -1,11 +1,16 @@
 """OS file locks on directories: one process at a time in a run directory, one runner per run of a
 sweep.
 
-flock(2) on a lock file that is never deleted (deleting it would let a second process lock a new
-file while the first still holds the old one). The kernel releases a lock when the last descriptor
-of it closes, so a killed process never leaves a stale lock; a descriptor a child inherits
-(subprocess's pass_fds) keeps the lock until the child has exited too. The file holds the PID of
-the process that took the lock, for the message a second process gets.
+flock(2) on a lock file that stays once its holders let go: deleting it could let one process
+lock a new file while another, which had opened the old one, locks that; a holder cannot know
+that no copy of its descriptor lives on (a child's), and on a disk shared over NFS the path's
+check below may read a cached name. The one removal, of a run directory whose run never started
+(harness.run.app), is made by the holder before it lets go, and `take` checks that the file it
+locked is still the one at the path (a process that opened the removed one then tries again).
+The kernel releases a lock when the last descriptor of it closes, so a killed process never
+leaves a stale lock, only the file; a descriptor a child inherits (subprocess's pass_fds) keeps
+the lock until the child has exited too. The file holds the PID of the process that took the
+lock, for the message a second gets.
 """
 
 from __future__ import annotations
@@ -49,21 +54,28 @@ def take(
     """Lock `folder` (made if missing) through folder/name; `wait` blocks until it is free.
     Held by another process: InUse, one line naming `what`, the folder and the holder's PID."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
-        pid = _holder(fd)
-        os.close(fd)
-        by = f"process {pid}" if pid else "another process"
-        raise InUse(
-            f"{what} {folder} is in use by {by}{'; ' + hint if hint else ''}", pid
-        ) from None
-    except BaseException:
-        os.close(fd)
-        raise
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)
+        try:  # the file stays after the lock is let go (module doc): never deleted to tidy up
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:  # its holder removed the folder between mkdir and open
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            pid = _holder(fd)
+            os.close(fd)
+            by = f"process {pid}" if pid else "another process"
+            raise InUse(
+                f"{what} {folder} is in use by {by}{'; ' + hint if hint else ''}", pid
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is_at(fd, path):
+            break
+        os.close(fd)  # locked a file its holder removed before letting go: lock the one there now
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return Lock(path, fd)
@@ -98,6 +110,16 @@ def refuse_if_held(folder: str | Path, what: str, *, hint: str = "", name: str =
         ) from None
     finally:
         os.close(fd)
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file open as `fd`."""
+    try:
+        at = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (at.st_dev, at.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _holder(fd: int) -> int | None:

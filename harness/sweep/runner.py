@@ -194,6 +194,7 @@ class Runner:
         """This runner's lock on run `key`, or why not: "held" (another runner has it, or the
         child of a runner that died still runs) or "ended" (a runner ended it)."""
         try:
+            # the file stays once the run has ended: deleting it could let two runners hold it
             lock = take(self.out / "locks", f"run {key}", name=f"{key}.lock")
         except InUse:
             return "held"
