@@ -92,7 +92,8 @@ def test_the_table_s_columns_line_up_under_its_header_with_a_sweep_s_run_keys(
     from harness.run.summary import multirun_table, sweep_runs
 
     _fake_run(tmp_path / "20f451b5301c", lr=0.1, acc=0.4722)
-    header, row = multirun_table(sweep_runs(tmp_path, since=0), [])[1:3]
+    title, header, row = multirun_table(sweep_runs(tmp_path, since=0), [])[0:3]
+    assert title.startswith("multirun: 1 run ("), title  # not "1 runs"
     start = header.index("status")
     assert row[start - 1] == " " and row[start : start + 8] == "finished", (header, row)
     end = header.index("best/val/acc") + len("best/val/acc")  # numbers right-aligned under it

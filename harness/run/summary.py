@@ -84,6 +84,10 @@ class MultirunWatch(Callback):
         MultirunWatch.started = (Path(str(config.hydra.sweep.dir)).absolute(), time.time())
 
 
+def n_runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
 def sweep_runs(sweep_dir: Path, since: float) -> list[tuple[Path, dict[str, Any]]]:
     """(run dir, results) of every run under sweep_dir whose results.json is from this multirun."""
     found = []
@@ -140,7 +144,7 @@ def multirun_table(
     if bad:
         counts["bad config"] = len(bad)
     tally = ", ".join(f"{n} {s}" for s, n in counts.items())
-    lines = [f"{title}: {len(runs) + len(bad)} runs ({tally}); score best/{monitor}, * the best"]
+    lines = [f"{title}: {n_runs(len(runs) + len(bad))} ({tally}); score best/{monitor}, * the best"]
     name = max([6, *(len(d.name) for d, _ in shown), *(len(Path(d).name) for d, _, _ in bad)])
     lines.append(
         f"  {'run':<{name}} {'status':<11} {'best/' + monitor:>14} {test_key:>9}  overrides"

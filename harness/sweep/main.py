@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from harness.sweep.runner import Runner, ended_states, runs
+    from harness.run.summary import n_runs
+    from harness.sweep.runner import Runner, ended_states
     from harness.sweep.spec import load_spec
 
     if args.out.exists() and not args.out.is_dir():
@@ -122,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
                         start=start)  # fmt: skip
         summary = runner.run()
     print(
-        f"{runner.spec.name}: {ended_states(summary)} ({runs(summary.total)} in the sweep) -> {args.out}"
+        f"{runner.spec.name}: {ended_states(summary)} ({n_runs(summary.total)} in the sweep) -> {args.out}"
     )
     for line in summary.failures:
         print(f"  failed: {line}", file=sys.stderr)
@@ -236,7 +237,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-
     from harness.report.local import read_local
     from harness.report.records import merge
     from harness.report.sweep_page import write_report

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.run.summary import n_runs
 from harness.rundir.files import read_history, write_text_atomic
 from harness.rundir.lock import InUse, Lock, hold, take
 from harness.rundir.secrets import redact
@@ -321,7 +322,7 @@ class Runner:
             self.check(queue or [propose.propose_bayes(self.spec, self.engine_runs())])
         self._settle()
         queue = self.todo()
-        self.say(f"{self.spec.name}: {runs(total)}, {done_before} already ended, {len(queue)} to "
+        self.say(f"{self.spec.name}: {n_runs(total)}, {done_before} already ended, {len(queue)} to "
                  f"run again or start; overrides checked in {time.time() - started:.1f} s")  # fmt: skip
         summary = Summary(total=total)
         bar = _bar(self.spec.name, total, done_before, self.progress)
@@ -337,7 +338,7 @@ class Runner:
                     break
                 if held and not self.running and not summary.waited:
                     summary.waited = True
-                    self.say(f"waiting for {runs(len(held))} that other runners hold")
+                    self.say(f"waiting for {n_runs(len(held))} that other runners hold")
                 process.wait_any(self.running.values(), POLL_S)
                 ended = self.collect(summary)
                 if ended:
@@ -375,10 +376,6 @@ class Runner:
             job.proc.wait()
             self.end(key, state="interrupted", exit_code=job.proc.returncode)
         self.running.clear()
-
-
-def runs(n: int) -> str:
-    return f"{n} run" if n == 1 else f"{n} runs"
 
 
 def ended_states(summary: Summary) -> str:
