@@ -332,8 +332,8 @@ def test_a_disk_full_before_training_is_the_same_one_line(
     tmpfs: a traceback from lock.take): the one line of a full disk mid-run, exit 1."""
     import errno
 
-    from harness.rundir import lock
     from harness.run import app
+    from harness.rundir import lock
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
