@@ -79,7 +79,7 @@ def _run_command(overrides: list[str]) -> int:
         write_hydra_files(run_dir, checked.composed)
         return run_checked(checked.cfg, run_dir, resume_from, data=data, restart=restart)
     except BaseException as e:
-        if disk_full(e) is not None:  # .hydra/ or the data on a full disk (in training: run_checked)
+        if disk_full(e) is not None:  # .hydra/ or data on a full disk (training: run_checked)
             _remove_if_only_hydra_files(run_dir)
             return no_space(disk_full(e), run_dir)
         if not from_ctrl_c(e):
