@@ -47,6 +47,10 @@ def assert_clear_failure(out: subprocess.CompletedProcess, *expected: str) -> No
     ("overrides", "expected"),
     [
         (["optim=adamx"], "unknown option optim=adamx; optim can be: adadelta"),
+        (
+            ["callbacks=[default,defualt]"],  # a list of options: Hydra names no options then
+            "unknown option callbacks=defualt; callbacks can be: default, early_stopping",
+        ),
         (["optim.learning_rate=0.1"], "unknown key optim.learning_rate"),
         (["optim.lr=fast"], "optim.lr must be a number (default 0.001), got 'fast'"),
         (["optim=sgd", "optim.lr=-1"], "optim.lr must be a positive number, got -1"),

@@ -324,6 +324,29 @@ def test_a_full_disk_is_one_line_naming_what_to_do(
     assert "last.ckpt" in err[0]
 
 
+@pytest.mark.parametrize("where", ["lock", "hydra_files"])
+def test_a_disk_full_before_training_is_the_same_one_line(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A disk already full when the run directory's lock or .hydra/ is written (seen on a full
+    tmpfs: a traceback from lock.take): the one line of a full disk mid-run, exit 1."""
+    import errno
+
+    from harness.run import app
+    from harness.rundir import lock
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "lock":
+        monkeypatch.setattr(lock, "take", full)
+    else:
+        monkeypatch.setattr(app, "write_hydra_files", full)
+    assert app.run_command(["data=digits", *FAST, f"hydra.run.dir={tmp_path / 'run'}"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no space left on the device"), err
+
+
 @pytest.mark.slow
 def test_files_of_an_attempt_whose_config_is_not_recorded_are_not_restarted_into(
     tmp_path: Path,

@@ -198,9 +198,12 @@ def explain_composition_error(error: Exception, overrides: list[str]) -> str:
     from hydra.errors import MissingConfigException
     from omegaconf import DictConfig, OmegaConf
 
-    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file:
         group, _, option = error.missing_cfg_file.rpartition("/")
-        return f"unknown option {group}={option}; {group} can be: {', '.join(error.options)}"
+        # Hydra lists the options only for a single choice; for a list (callbacks=[a,b]) we do
+        options = error.options or sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+        if group and options:
+            return f"unknown option {group}={option}; {group} can be: {', '.join(options)}"
     cause = error.__cause__
     key = getattr(cause, "full_key", None)
     if key and "not in struct" in str(cause):

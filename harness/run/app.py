@@ -67,6 +67,10 @@ def _run_command(overrides: list[str]) -> int:
         lock, resume_from, restart = locked_run_dir(run_dir, checked.cfg)
     except ConfigError as e:
         return bad_input(e)
+    except OSError as e:  # the lock file on a full disk
+        if disk_full(e) is None:
+            raise
+        return no_space(disk_full(e), run_dir)
     try:
         data = prepared_data(checked.cfg, run_dir)
         if data is None:
@@ -75,6 +79,9 @@ def _run_command(overrides: list[str]) -> int:
         write_hydra_files(run_dir, checked.composed)
         return run_checked(checked.cfg, run_dir, resume_from, data=data, restart=restart)
     except BaseException as e:
+        if disk_full(e) is not None:  # .hydra/ or data on a full disk (training: run_checked)
+            _remove_if_only_hydra_files(run_dir)
+            return no_space(disk_full(e), run_dir)
         if not from_ctrl_c(e):
             raise
         status = interrupted(run_dir)
@@ -251,10 +258,7 @@ def run_checked(
         full = disk_full(e)
         if full is None:
             raise
-        print(f"error: no space left on the device ({full}); free some, then run the same "
-              f"command again: it resumes from {run_dir / CHECKPOINT_DIR / LAST} if one was "
-              "saved, as any kill", file=sys.stderr)  # fmt: skip
-        return EXIT_STATUS["failed"]
+        return no_space(full, run_dir)
     if out is not None:
         out.update(results)
     say_closing(results, run_dir)
@@ -268,6 +272,14 @@ def run_checked(
         print(f"error: {results['error']}; the run is marked diverged in {run_dir / RESULTS_FILE}",
               file=sys.stderr)  # fmt: skip
     return EXIT_STATUS[status]
+
+
+def no_space(full: str, run_dir: Path) -> int:
+    """One line for a full disk (`full`: what it stopped writing); the failed status."""
+    print(f"error: no space left on the device ({full}); free some, then run the same "
+          f"command again: it resumes from {run_dir / CHECKPOINT_DIR / LAST} if one was "
+          "saved, as any kill", file=sys.stderr)  # fmt: skip
+    return EXIT_STATUS["failed"]
 
 
 def disk_full(error: BaseException) -> str | None:
