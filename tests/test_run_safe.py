@@ -5,6 +5,7 @@ line with nothing written, and two processes never share a run directory."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -345,6 +346,11 @@ def test_a_disk_full_before_training_is_the_same_one_line(
     assert app.run_command(["data=digits", *FAST, f"hydra.run.dir={tmp_path / 'run'}"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: no space left on the device"), err
+    # a caller that goes on (a notebook, the next test) never logs into the removed run
+    into = [
+        h for h in logging.getLogger().handlers if str(tmp_path) in getattr(h, "baseFilename", "")
+    ]
+    assert not into, into
 
 
 @pytest.mark.slow

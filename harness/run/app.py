@@ -360,5 +360,16 @@ def _remove_if_only_hydra_files(run_dir: Path) -> None:
 
     names = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else set()
     if names <= {HYDRA_DIR, LOG_FILE, LOCK_FILE}:
+        _stop_logging_into(run_dir)  # its train.log goes too: a caller that goes on logs elsewhere
         shutil.rmtree(run_dir, ignore_errors=True)
         logging.getLogger(__name__).debug("removed %s", run_dir)
+
+
+def _stop_logging_into(run_dir: Path) -> None:
+    """Close and detach the root logger's file handlers that write into run_dir (start_job's)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        name = getattr(handler, "baseFilename", None)
+        if name is not None and Path(name).is_relative_to(run_dir):
+            root.removeHandler(handler)
+            handler.close()
